@@ -22,11 +22,10 @@ internal static class GenerateCommand
         {
             if ((result.GetValue(prompt) is null) == (result.GetValue(ids) is null))
                 result.AddError("give exactly one of --prompt or --ids");
-            if (result.GetValue(maxTokens) < 1)
-                result.AddError("--max-tokens must be at least 1");
         });
         command.SetAction(parse =>
         {
+            if (parse.GetValue(maxTokens) < 1) throw new AtpFastException("--max-tokens must be at least 1");
             var source = ModelSource.Load(parse.GetValue(model), parse.GetValue(tokenizer));
             int[] promptIds = parse.GetValue(prompt) is { } text
                 ? source.RequireTokenizer().Encode(text)

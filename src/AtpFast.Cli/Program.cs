@@ -7,9 +7,16 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (var error in parsed.Errors) Console.Error.WriteLine("error: " + error.Message);
+    Console.Error.WriteLine("run 'atpfast --help' for usage");
+    return ExitCodes.BadInput;
+}
 try
 {
-    return root.Parse(args).Invoke();
+    return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (AtpFastException e)
 {
