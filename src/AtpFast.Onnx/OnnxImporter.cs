@@ -258,7 +258,7 @@ public static partial class OnnxImporter
             var span = weights.Span(target);
             if (values.Length != span.Length)
                 throw new OnnxImportException($"'{source.Initializer}' has {values.Length} values but {target.Name} {target.ShapeText} needs {span.Length}");
-            if (transposed) TransposeInto(values, target.Cols, target.Rows, span);
+            if (transposed) TransposeInto(values, target.Rows, target.Cols, span);
             else values.CopyTo(span);
             mappings.Add(new WeightMapping(target.Name, source.Initializer, source.Node.Name, source.Node.OpType, source.Slot, transposed,
                 (detail + " " + DataTypeName(file.DataType(source.Initializer))).Trim()));
