@@ -147,20 +147,9 @@ public sealed class CpuBackend : IBackend
         _rotaryPositions = n;
     }
 
-    /// <summary>y = x·W + b for x [rows, in], W [in, out], row-parallel; each row accumulates W's rows (axpy).</summary>
-    private void Linear(float[] x, int rows, TensorRef w, TensorRef b, float[] y)
-    {
-        int inDim = w.Rows, outDim = w.Cols;
-        var weights = _w;
-        Parallel.For(0, rows, _parallel, r =>
-        {
-            var yr = y.AsSpan(r * outDim, outDim);
-            weights.AsSpan(b.Offset, outDim).CopyTo(yr);
-            var xr = x.AsSpan(r * inDim, inDim);
-            for (int k = 0; k < inDim; k++)
-                TensorPrimitives.MultiplyAdd(weights.AsSpan(w.Offset + k * outDim, outDim), xr[k], yr, yr);
-        });
-    }
+    /// <summary>y = x·W + b for x [rows, in], W [in, out] (the register-tiled <see cref="Gemm"/>).</summary>
+    private void Linear(float[] x, int rows, TensorRef w, TensorRef b, float[] y) =>
+        Gemm.Multiply(x, rows, w.Rows, _w, w.Offset, w.Cols, _w, b.Offset, y, _parallel);
 
     private void Norm(float[] x, float[] y, int rows, TensorRef weight, TensorRef bias)
     {
