@@ -244,7 +244,7 @@ public sealed class CpuBackend : IBackend
                 for (int i = 0; i < n; i++) hidden[i] = Activations.GeluErf(hidden[i]);
                 break;
             case MlpActivation.GeluTanh:
-                for (int i = 0; i < n; i++) hidden[i] = Activations.GeluTanh(hidden[i]);
+                Activations.GeluTanh(hidden, a.Scratch.AsSpan(0, n));
                 break;
             case MlpActivation.Relu:
                 TensorPrimitives.Max(hidden, 0f, hidden);
@@ -287,7 +287,7 @@ public sealed class CpuBackend : IBackend
             MlpOut = new float[rows * c.DModel];
             Hidden = new float[rows * c.DMlp];
             Gate = c.GatedMlp ? new float[rows * c.DMlp] : [];
-            Scratch = c.GatedMlp ? new float[rows * c.DMlp] : [];
+            Scratch = new float[rows * c.DMlp];
             // Attention probabilities per (sequence, head): [seqLen, seqLen] each.
             if (scores > Array.MaxLength || (long)rows * c.VocabSize > Array.MaxLength)
                 throw new InvalidModelInputException($"a batch of {rows} rows is too large for one pass; split it");
