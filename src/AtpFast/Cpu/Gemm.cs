@@ -1,14 +1,18 @@
 using System.Buffers;
+using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace AtpFast.Cpu;
 
 /// <summary>
-/// fp32 matrix product with bias, C[M,N] = A[M,K]·B[K,N] + bias[N], all row-major. B is packed into panels of
-/// 16 columns (K×16, contiguous) and each 6×16 block of C is accumulated in twelve AVX registers (a 6×16
-/// register-tiled FMA microkernel: per k, two B loads, six broadcasts of A, twelve FMAs). Work is split over
-/// the column panels. Machines without AVX2/FMA use the same loop structure with <see cref="System.Numerics.Tensors.TensorPrimitives"/>.
+/// Matrix product C[M,N] = A[M,K]·B + (C or bias[N]), all row-major, where B is either [K,N] or the transpose of a
+/// [N,K] matrix (the activation-only backward multiplies by Wᵀ without materialising it). fp32 on AVX2/FMA: B is
+/// packed into panels of 16 columns (K×16, contiguous; the transpose is taken while packing) and each 6×16 block
+/// of C is accumulated in twelve AVX registers (per k: two B loads, six broadcasts of A, twelve FMAs), in parallel
+/// over the column panels. Other types and machines use row-wise vector loops. Every element of C is accumulated
+/// over k in the same order whatever M is, so a row computed alone equals the same row computed in a batch.
 /// FLOPs: 2·M·K·N; bytes: 4·(M·K + K·N + M·N) at least.
 /// </summary>
 internal static class Gemm
@@ -16,51 +20,77 @@ internal static class Gemm
     private const int PanelWidth = 16;
     private const int TileRows = 6;
 
-    /// <summary>C = A·B + bias.</summary>
+    /// <summary>C = A·B + bias, or C += A·B when <paramref name="accumulate"/>.</summary>
     /// <param name="a">[m, k] row-major.</param>
-    /// <param name="b">The slab (or any array) holding B at <paramref name="bOffset"/>, [k, n] row-major.</param>
-    /// <param name="bias">Array holding bias[n] at <paramref name="biasOffset"/>.</param>
-    /// <param name="c">[m, n] row-major output (overwritten).</param>
     /// <param name="m">Rows of A and C.</param>
-    /// <param name="k">Columns of A, rows of B.</param>
+    /// <param name="k">Columns of A.</param>
+    /// <param name="b">The slab (or any array) holding B at <paramref name="bOffset"/>: [k, n] row-major, or
+    /// [n, k] row-major when <paramref name="transposeB"/>.</param>
     /// <param name="bOffset">First element of B in <paramref name="b"/>.</param>
-    /// <param name="n">Columns of B and C.</param>
-    /// <param name="biasOffset">First element of the bias in <paramref name="bias"/>.</param>
-    /// <param name="parallel">Degree of parallelism over column panels.</param>
-    public static void Multiply(float[] a, int m, int k, float[] b, int bOffset, int n, float[] bias, int biasOffset, float[] c, ParallelOptions parallel)
+    /// <param name="n">Columns of C.</param>
+    /// <param name="bias">Array holding bias[n] at <paramref name="biasOffset"/>; null for none.</param>
+    /// <param name="biasOffset">First element of the bias.</param>
+    /// <param name="c">[m, n] row-major output.</param>
+    /// <param name="parallel">Degree of parallelism.</param>
+    /// <param name="transposeB">Multiply by the transpose of the [n, k] matrix stored at <paramref name="bOffset"/>.</param>
+    /// <param name="accumulate">Add to C instead of overwriting it (the bias is then ignored).</param>
+    public static void Multiply<T>(T[] a, int m, int k, T[] b, int bOffset, int n, T[]? bias, int biasOffset, T[] c,
+        ParallelOptions parallel, bool transposeB = false, bool accumulate = false)
+        where T : unmanaged, INumber<T>
     {
-        if (!(Avx2.IsSupported && Fma.IsSupported))
+        if (m == 0 || n == 0) return;
+        if (typeof(T) == typeof(float) && Avx2.IsSupported && Fma.IsSupported)
         {
-            Portable(a, m, k, b, bOffset, n, bias, biasOffset, c, parallel);
+            Packed((float[])(object)a, m, k, (float[])(object)b, bOffset, n, (float[]?)(object?)bias, biasOffset,
+                (float[])(object)c, parallel, transposeB, accumulate);
             return;
         }
+        Portable(a, m, k, b, bOffset, n, bias, biasOffset, c, parallel, transposeB, accumulate);
+    }
+
+    private static void Packed(float[] a, int m, int k, float[] b, int bOffset, int n, float[]? bias, int biasOffset,
+        float[] c, ParallelOptions parallel, bool transposeB, bool accumulate)
+    {
         int panels = (n + PanelWidth - 1) / PanelWidth;
         Parallel.For(0, panels, parallel,
             () => ArrayPool<float>.Shared.Rent(k * PanelWidth + k),
             (panel, _, scratch) =>
             {
-                Panel(a, m, k, b, bOffset, n, bias, biasOffset, c, panel * PanelWidth, scratch);
+                Panel(a, m, k, b, bOffset, n, bias, biasOffset, c, panel * PanelWidth, scratch, transposeB, accumulate);
                 return scratch;
             },
             scratch => ArrayPool<float>.Shared.Return(scratch));
     }
 
-    private static unsafe void Panel(float[] a, int m, int k, float[] b, int bOffset, int n, float[] bias, int biasOffset, float[] c, int col0, float[] scratch)
+    private static unsafe void Panel(float[] a, int m, int k, float[] b, int bOffset, int n, float[]? bias, int biasOffset,
+        float[] c, int col0, float[] scratch, bool transposeB, bool accumulate)
     {
         int width = Math.Min(PanelWidth, n - col0);
         // Pack B[:, col0 .. col0+16) into scratch[0 .. k·16), zero-padding a ragged last panel; scratch[k·16 ..)
         // is a zero row standing in for the missing rows of a ragged last tile.
-        for (int kk = 0; kk < k; kk++)
+        if (transposeB)
         {
-            var dst = scratch.AsSpan(kk * PanelWidth, PanelWidth);
-            b.AsSpan(bOffset + kk * n + col0, width).CopyTo(dst);
-            if (width < PanelWidth) dst[width..].Clear();
+            scratch.AsSpan(0, k * PanelWidth).Clear();
+            for (int j = 0; j < width; j++)
+            {
+                var row = b.AsSpan(bOffset + (col0 + j) * k, k);
+                for (int kk = 0; kk < k; kk++) scratch[kk * PanelWidth + j] = row[kk];
+            }
+        }
+        else
+        {
+            for (int kk = 0; kk < k; kk++)
+            {
+                var dst = scratch.AsSpan(kk * PanelWidth, PanelWidth);
+                b.AsSpan(bOffset + kk * n + col0, width).CopyTo(dst);
+                if (width < PanelWidth) dst[width..].Clear();
+            }
         }
         scratch.AsSpan(k * PanelWidth, k).Clear();
 
         Span<float> biasPanel = stackalloc float[PanelWidth];
         biasPanel.Clear();
-        bias.AsSpan(biasOffset + col0, width).CopyTo(biasPanel);
+        if (bias is not null && !accumulate) bias.AsSpan(biasOffset + col0, width).CopyTo(biasPanel);
         Span<float> tile = stackalloc float[TileRows * PanelWidth];
 
         fixed (float* pa = a, pb = scratch, pc = c, pbias = biasPanel, ptile = tile)
@@ -69,16 +99,42 @@ internal static class Gemm
             for (int row0 = 0; row0 < m; row0 += TileRows)
             {
                 int rows = Math.Min(TileRows, m - row0);
+                bool full = rows == TileRows && width == PanelWidth;
                 float* a0 = pa + (long)row0 * k;
                 float* a1 = rows > 1 ? a0 + k : zeroRow;
                 float* a2 = rows > 2 ? a0 + 2L * k : zeroRow;
                 float* a3 = rows > 3 ? a0 + 3L * k : zeroRow;
                 float* a4 = rows > 4 ? a0 + 4L * k : zeroRow;
                 float* a5 = rows > 5 ? a0 + 5L * k : zeroRow;
-                var bl = Avx.LoadVector256(pbias);
-                var bh = Avx.LoadVector256(pbias + 8);
-                Vector256<float> c00 = bl, c01 = bh, c10 = bl, c11 = bh, c20 = bl, c21 = bh;
-                Vector256<float> c30 = bl, c31 = bh, c40 = bl, c41 = bh, c50 = bl, c51 = bh;
+                float* out0 = pc + (long)row0 * n + col0;
+                Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+                if (accumulate)
+                {
+                    // Start from C: directly for a full tile, through the zero-padded stack tile for a ragged one.
+                    float* src = out0;
+                    long stride = n;
+                    if (!full)
+                    {
+                        tile.Clear();
+                        for (int r = 0; r < rows; r++)
+                            new Span<float>(out0 + r * (long)n, width).CopyTo(new Span<float>(ptile + r * PanelWidth, width));
+                        src = ptile;
+                        stride = PanelWidth;
+                    }
+                    c00 = Avx.LoadVector256(src); c01 = Avx.LoadVector256(src + 8);
+                    c10 = Avx.LoadVector256(src + stride); c11 = Avx.LoadVector256(src + stride + 8);
+                    c20 = Avx.LoadVector256(src + 2 * stride); c21 = Avx.LoadVector256(src + 2 * stride + 8);
+                    c30 = Avx.LoadVector256(src + 3 * stride); c31 = Avx.LoadVector256(src + 3 * stride + 8);
+                    c40 = Avx.LoadVector256(src + 4 * stride); c41 = Avx.LoadVector256(src + 4 * stride + 8);
+                    c50 = Avx.LoadVector256(src + 5 * stride); c51 = Avx.LoadVector256(src + 5 * stride + 8);
+                }
+                else
+                {
+                    var bl = Avx.LoadVector256(pbias);
+                    var bh = Avx.LoadVector256(pbias + 8);
+                    c00 = bl; c01 = bh; c10 = bl; c11 = bh; c20 = bl; c21 = bh;
+                    c30 = bl; c31 = bh; c40 = bl; c41 = bh; c50 = bl; c51 = bh;
+                }
                 float* pp = pb;
                 for (int kk = 0; kk < k; kk++, pp += PanelWidth)
                 {
@@ -97,9 +153,8 @@ internal static class Gemm
                     x = Vector256.Create(a5[kk]);
                     c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
                 }
-                if (rows == TileRows && width == PanelWidth)
+                if (full)
                 {
-                    float* out0 = pc + (long)row0 * n + col0;
                     Avx.Store(out0, c00); Avx.Store(out0 + 8, c01); out0 += n;
                     Avx.Store(out0, c10); Avx.Store(out0 + 8, c11); out0 += n;
                     Avx.Store(out0, c20); Avx.Store(out0 + 8, c21); out0 += n;
@@ -116,20 +171,34 @@ internal static class Gemm
                 Avx.Store(ptile + 64, c40); Avx.Store(ptile + 72, c41);
                 Avx.Store(ptile + 80, c50); Avx.Store(ptile + 88, c51);
                 for (int r = 0; r < rows; r++)
-                    new Span<float>(ptile + r * PanelWidth, width).CopyTo(new Span<float>(pc + (long)(row0 + r) * n + col0, width));
+                    new Span<float>(ptile + r * PanelWidth, width).CopyTo(new Span<float>(out0 + (long)r * n, width));
             }
         }
     }
 
-    /// <summary>Row-parallel axpy form for machines without AVX2/FMA.</summary>
-    private static void Portable(float[] a, int m, int k, float[] b, int bOffset, int n, float[] bias, int biasOffset, float[] c, ParallelOptions parallel)
+    /// <summary>Row-parallel vector loops for fp64 and for machines without AVX2/FMA.</summary>
+    private static void Portable<T>(T[] a, int m, int k, T[] b, int bOffset, int n, T[]? bias, int biasOffset, T[] c,
+        ParallelOptions parallel, bool transposeB, bool accumulate)
+        where T : unmanaged, INumber<T>
     {
         Parallel.For(0, m, parallel, r =>
         {
             var cr = c.AsSpan(r * n, n);
-            bias.AsSpan(biasOffset, n).CopyTo(cr);
-            for (int kk = 0; kk < k; kk++)
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.AsSpan(bOffset + kk * n, n), a[r * k + kk], cr, cr);
+            var ar = a.AsSpan(r * k, k);
+            if (!accumulate)
+            {
+                if (bias is null) cr.Clear();
+                else bias.AsSpan(biasOffset, n).CopyTo(cr);
+            }
+            if (transposeB)
+            {
+                for (int j = 0; j < n; j++) cr[j] += Simd.Dot<T>(ar, b.AsSpan(bOffset + j * k, k));
+            }
+            else
+            {
+                for (int kk = 0; kk < k; kk++)
+                    TensorPrimitives.MultiplyAdd(b.AsSpan(bOffset + kk * n, n), ar[kk], cr, cr);
+            }
         });
     }
 }

@@ -131,3 +131,11 @@ public static class TaskFile
         return id;
     }
 }
+
+/// <summary>Helpers over lists of prompt pairs.</summary>
+public static class PromptPairs
+{
+    /// <summary>The pairs grouped by token length (longest group first): per-position attribution runs one length at a time.</summary>
+    public static IReadOnlyList<IReadOnlyList<PromptPair>> GroupByLength(IEnumerable<PromptPair> pairs) =>
+        [.. pairs.GroupBy(p => p.Length).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).Select(g => (IReadOnlyList<PromptPair>)[.. g])];
+}

@@ -1,0 +1,210 @@
+using System.Numerics.Tensors;
+
+namespace AtpFast.Cpu;
+
+/// <summary>The attribution products: Δactivation·gradient per node and the QK fix, reduced per example and
+/// accumulated over examples (|·| and signed) without materialising per-node tensors.</summary>
+internal sealed partial class CpuEngine<T>
+{
+    /// <summary>Neurons scored together by one work item (vectorised across the neuron axis).</summary>
+    private const int NeuronBlock = 256;
+
+    public void AccumulateAttribution(AttributionRequest request, Span<double> sumAbs, Span<double> sumSigned)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var base_ = Own(request.BaseRun, nameof(request.BaseRun));
+        var source = Own(request.SourceRun, nameof(request.SourceRun));
+        var g = Own(request.Gradients, nameof(request.Gradients));
+        SameShape(base_, source, "attribution");
+        if (g.Batch != base_.Batch || g.SeqLen != base_.SeqLen) throw new ArgumentException("gradients shaped for another run");
+        var space = new NodeSpace(_c, base_.SeqLen);
+        if (sumAbs.Length != space.Count || sumSigned.Length != space.Count)
+            throw new ArgumentException($"score arrays must hold NodeSpace.Count = {space.Count} entries");
+        if (request.FromLayer < 0 || request.ToLayer > g.ValidThroughLayer || request.FromLayer > request.ToLayer)
+            throw new ArgumentOutOfRangeException(nameof(request), $"layers {request.FromLayer}..{request.ToLayer} outside the gradients' 0..{g.ValidThroughLayer}");
+        if (request.LayerWeights.Length != _c.Layers || request.LayerWeights.Any(w => !(w >= 0)))
+            throw new ArgumentException($"LayerWeights must hold {_c.Layers} non-negative weights");
+        EnsureRotary(base_.SeqLen);
+
+        bool qk = request.QkFix && (request.Types & (NodeTypes.Query | NodeTypes.Key)) != 0;
+        var items = new List<(NodeType Type, int Layer, int Index)>();
+        for (int l = request.FromLayer; l <= request.ToLayer; l++)
+        {
+            if (request.LayerWeights[l] == 0) continue;
+            for (int t = 0; t < 8; t++)
+            {
+                var type = (NodeType)t;
+                if (((int)request.Types & (1 << t)) == 0 || (qk && type is NodeType.Query or NodeType.Key)) continue;
+                int count = type == NodeType.Neuron ? (_c.DMlp + NeuronBlock - 1) / NeuronBlock : space.PerLayer(type);
+                for (int i = 0; i < count; i++) items.Add((type, l, i));
+            }
+            if (qk)
+            {
+                for (int kvh = 0; kvh < _c.KvHeads; kvh++) items.Add((NodeType.Key, l, -1 - kvh)); // QK-fix item
+            }
+        }
+
+        var abs = new double[space.Count];
+        var signed = new double[space.Count];
+        var positions = request.Positions;
+        Parallel.ForEach(items, _parallel, item =>
+        {
+            double w = request.LayerWeights[item.Layer];
+            if (item.Index < 0)
+                QkItem(base_, source, g, space, request.Types, positions, item.Layer, -1 - item.Index, w, abs, signed);
+            else
+                LinearItem(base_, source, g, space, positions, item.Type, item.Layer, item.Index, w, abs, signed);
+        });
+        for (int i = 0; i < abs.Length; i++)
+        {
+            sumAbs[i] += abs[i];
+            sumSigned[i] += signed[i];
+        }
+    }
+
+    /// <summary>Adds w·|s| and w·s of one example's per-position and all-positions scores.</summary>
+    private static void AddScores(int firstId, int seqLen, PositionMode positions, ReadOnlySpan<double> perPosition, double w,
+        double[] abs, double[] signed)
+    {
+        double all = 0;
+        for (int t = 0; t < seqLen; t++)
+        {
+            double s = perPosition[t];
+            all += s;
+            if (positions != PositionMode.AllPositions)
+            {
+                abs[firstId + t] += w * Math.Abs(s);
+                signed[firstId + t] += w * s;
+            }
+        }
+        if (positions != PositionMode.PerPosition)
+        {
+            abs[firstId + seqLen] += w * Math.Abs(all);
+            signed[firstId + seqLen] += w * all;
+        }
+    }
+
+    /// <summary>Plain AtP, (n_source − n_base)·∂L/∂n, for one head / key-value head / block of neurons / d-wide node.</summary>
+    private void LinearItem(CpuRun<T> base_, CpuRun<T> source, CpuGradients<T> g, NodeSpace space, PositionMode positions,
+        NodeType type, int layer, int index, double w, double[] abs, double[] signed)
+    {
+        int seqLen = base_.SeqLen;
+        var (baseArr, rowWidth) = base_.Site(type, layer, _c);
+        var srcArr = source.Site(type, layer, _c).Array;
+        var gradArr = g.Site(type, layer);
+        bool neurons = type == NodeType.Neuron;
+        int first = neurons ? index * NeuronBlock : index;
+        int count = neurons ? Math.Min(NeuronBlock, _c.DMlp - first) : 1;
+        int width = neurons ? 1 : space.Width(type);
+        int offset = type <= NodeType.HeadOutput ? index * _c.HeadDim : neurons ? first : 0;
+        var diff = new T[neurons ? count : width];
+        var perPosition = new double[count * seqLen]; // [node, position]
+        for (int e = 0; e < base_.Batch; e++)
+        {
+            for (int t = 0; t < seqLen; t++)
+            {
+                int at = (e * seqLen + t) * rowWidth + offset;
+                int len = neurons ? count : width;
+                TensorPrimitives.Subtract(srcArr.AsSpan(at, len), baseArr.AsSpan(at, len), diff);
+                if (neurons)
+                {
+                    TensorPrimitives.Multiply(diff, gradArr.AsSpan(at, len), diff);
+                    for (int n = 0; n < count; n++) perPosition[n * seqLen + t] = double.CreateTruncating(diff[n]);
+                }
+                else
+                {
+                    perPosition[t] = double.CreateTruncating(Simd.Dot<T>(diff, gradArr.AsSpan(at, len)));
+                }
+            }
+            for (int n = 0; n < count; n++)
+            {
+                int id = space.Id(new Node(type, layer, neurons ? first + n : index, 0));
+                AddScores(id, seqLen, positions, perPosition.AsSpan(n * seqLen, seqLen), w, abs, signed);
+            }
+        }
+    }
+
+    /// <summary>The QK fix for one key/value head: the query nodes of its query heads (exact row recomputation) and
+    /// its key nodes (the closed form; all keys at once by row recomputation for <c>@*</c>). Plain AtP for q or k
+    /// when only one of them is selected is not mixed in here: both come through this item when the fix is on.</summary>
+    private void QkItem(CpuRun<T> base_, CpuRun<T> source, CpuGradients<T> g, NodeSpace space, NodeTypes types,
+        PositionMode positions, int layer, int kvh, double w, double[] abs, double[] signed)
+    {
+        int seqLen = base_.SeqLen, hd = _c.HeadDim, heads = _c.Heads, qWidth = _c.QueryWidth, kvWidth = _c.KvWidth;
+        bool wantQ = (types & NodeTypes.Query) != 0, wantK = (types & NodeTypes.Key) != 0;
+        bool keyAll = wantK && positions != PositionMode.PerPosition;
+        bool keyEach = wantK && positions != PositionMode.AllPositions;
+        T[] probs = base_.Probs[layer], dProbs = g.DProbs[layer];
+        var row = new T[seqLen];
+        var scores = new double[seqLen];
+        var delta = new double[seqLen];
+        var grad = new double[seqLen];
+        var queryScores = new double[seqLen];
+        var keyScores = new double[seqLen];
+        var dk = new T[seqLen * hd];
+        for (int e = 0; e < base_.Batch; e++)
+        {
+            int kvBase = e * seqLen * kvWidth;
+            var baseKeys = new KeyView(base_.K[layer], base_.V[layer], kvBase, seqLen, base_.K[layer], base_.V[layer], kvBase, kvWidth, kvh * hd, hd);
+            var sourceKeys = new KeyView(source.K[layer], source.V[layer], kvBase, seqLen, source.K[layer], source.V[layer], kvBase, kvWidth, kvh * hd, hd);
+            for (int s = 0; s < seqLen && wantK; s++)
+                TensorPrimitives.Subtract(sourceKeys.Key(s), baseKeys.Key(s), dk.AsSpan(s * hd, hd));
+            Array.Clear(keyScores);
+            double keyAllScore = 0;
+            for (int h = kvh * _c.GroupSize; h < (kvh + 1) * _c.GroupSize; h++)
+            {
+                for (int t = 0; t < seqLen; t++)
+                {
+                    int n = t + 1, rowStart = ((e * heads + h) * seqLen + t) * seqLen;
+                    var a = probs.AsSpan(rowStart, n);
+                    for (int s = 0; s < n; s++) grad[s] = double.CreateTruncating(dProbs[rowStart + s]);
+                    var qBase = base_.Q[layer].AsSpan((e * seqLen + t) * qWidth + h * hd, hd);
+                    if (wantQ)
+                    {
+                        // A'_t = softmax(q_t^source·K/√d), the same code as the forward's row.
+                        var qSource = source.Q[layer].AsSpan((e * seqLen + t) * qWidth + h * hd, hd);
+                        queryScores[t] = RowChange(qSource, baseKeys, a, grad, row.AsSpan(0, n));
+                    }
+                    if (keyEach)
+                    {
+                        for (int s = 0; s < n; s++)
+                        {
+                            scores[s] = double.CreateTruncating(Simd.Dot<T>(qBase, baseKeys.Key(s)) * _scale);
+                            delta[s] = double.CreateTruncating(Simd.Dot<T>(qBase, dk.AsSpan(s * hd, hd)) * _scale);
+                        }
+                        QkFix.AddRowKeyEffects(scores.AsSpan(0, n), delta.AsSpan(0, n), grad.AsSpan(0, n), keyScores);
+                    }
+                    if (keyAll) keyAllScore += RowChange(qBase, sourceKeys, a, grad, row.AsSpan(0, n));
+                }
+                if (wantQ)
+                    AddScores(space.Id(new Node(NodeType.Query, layer, h, 0)), seqLen, positions, queryScores, w, abs, signed);
+            }
+            if (keyEach)
+            {
+                int first = space.Id(new Node(NodeType.Key, layer, kvh, 0));
+                for (int s = 0; s < seqLen; s++)
+                {
+                    abs[first + s] += w * Math.Abs(keyScores[s]);
+                    signed[first + s] += w * keyScores[s];
+                }
+            }
+            if (keyAll)
+            {
+                int id = space.Id(new Node(NodeType.Key, layer, kvh, Node.AllPositions));
+                abs[id] += w * Math.Abs(keyAllScore);
+                signed[id] += w * keyAllScore;
+            }
+        }
+    }
+
+    /// <summary>Σ_s (A'_s − A_s)·g_s where A' = softmax(q·K/√d) recomputed with the given query and keys.</summary>
+    private double RowChange(ReadOnlySpan<T> q, in KeyView keys, ReadOnlySpan<T> a, ReadOnlySpan<double> g, Span<T> row)
+    {
+        Scores(q, keys, row);
+        Softmax(row);
+        double sum = 0;
+        for (int s = 0; s < row.Length; s++)
+            sum += (double.CreateTruncating(row[s]) - double.CreateTruncating(a[s])) * g[s];
+        return sum;
+    }
+}
