@@ -15,11 +15,17 @@ using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
-// CPU benchmarks of the foundation: GEMM against OpenBLAS and forward tokens/s against PyTorch eager, measured in
-// one run on the same machine and thread count. Writes perf/results/cpu-foundation.md.
-//   dotnet run -c Release --project perf/AtpFast.Benchmarks            (full: ~5 minutes on 2 cores)
-//   dotnet run -c Release --project perf/AtpFast.Benchmarks -- --quick (smoke run)
+// CPU benchmarks, each against a peer measured in the same run on the same machine and thread count:
+//   foundation:  GEMM against OpenBLAS and forward tokens/s against PyTorch eager  → perf/results/cpu-foundation.md
+//   attribution: AtP / AtP* per pair and exact patching nodes/s against PyTorch   → perf/results/cpu-attribution.md
+//   dotnet run -c Release --project perf/AtpFast.Benchmarks [-- foundation|attribution] [--quick]
 bool quick = args.Contains("--quick");
+string suite = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
+if (suite is not ("all" or "foundation" or "attribution"))
+{
+    Console.Error.WriteLine($"unknown suite '{suite}' (expected foundation or attribution)");
+    return 2;
+}
 int threads = Environment.ProcessorCount;
 Environment.SetEnvironmentVariable("OPENBLAS_NUM_THREADS", threads.ToString(CultureInfo.InvariantCulture));
 OpenBlas.SetThreads(threads);
@@ -29,6 +35,18 @@ var job = (quick ? Job.Dry : Job.ShortRun).WithToolchain(InProcessEmitToolchain.
     .WithWarmupCount(quick ? 1 : 3).WithIterationCount(quick ? 3 : 10);
 var config = ManualConfig.CreateEmpty().AddJob(job).AddColumnProvider(DefaultColumnProviders.Instance)
     .AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default).WithOptions(ConfigOptions.DisableOptimizationsValidator);
+string outDir = Path.Combine(Peers.RepoRoot, "perf", "results");
+Directory.CreateDirectory(outDir);
+if (suite is "all" or "attribution")
+{
+    string text = AttributionSuite.Run(config, threads, quick, peak);
+    string file = Path.Combine(outDir, quick ? "cpu-attribution-quick.md" : "cpu-attribution.md");
+    File.WriteAllText(file, text);
+    Console.WriteLine(text);
+    Console.WriteLine("wrote " + file);
+}
+if (suite is "attribution") return 0;
+
 var gemm = BenchmarkRunner.Run<GemmBenchmarks>(config);
 var forward = BenchmarkRunner.Run<ForwardBenchmarks>(config);
 
@@ -70,8 +88,6 @@ if (torch is { } t)
 else
     report.AppendLine("| PyTorch | not measured (torch not available: `apt-get install python3-torch`) | | | | |");
 
-string outDir = Path.Combine(Peers.RepoRoot, "perf", "results");
-Directory.CreateDirectory(outDir);
 string outFile = Path.Combine(outDir, quick ? "cpu-foundation-quick.md" : "cpu-foundation.md");
 File.WriteAllText(outFile, report.ToString());
 Console.WriteLine(report);
@@ -219,25 +235,37 @@ namespace AtpFast.Benchmarks
 
         public static TorchResult? TorchForward(int batch, int seq, int threads, bool quick)
         {
-            var psi = new ProcessStartInfo("/usr/bin/python3",
-                [Path.Combine(RepoRoot, "tools", "bench_torch_forward.py"), "--model", IoiModel, "--batch", batch.ToString(CultureInfo.InvariantCulture),
-                 "--seq", seq.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture),
-                 "--repeats", quick ? "5" : "50"])
-            { RedirectStandardOutput = true, RedirectStandardError = true };
+            var json = RunJson([Path.Combine(RepoRoot, "tools", "bench_torch_forward.py"), "--model", IoiModel,
+                "--batch", batch.ToString(CultureInfo.InvariantCulture), "--seq", seq.ToString(CultureInfo.InvariantCulture),
+                "--threads", threads.ToString(CultureInfo.InvariantCulture), "--repeats", quick ? "5" : "50"]);
+            return json is { } j ? new TorchResult(j.GetProperty("median_s").GetDouble(), j.GetProperty("tokens_per_s").GetDouble(),
+                j.GetProperty("torch").GetString()!, j.GetProperty("blas").GetString()!) : null;
+        }
+
+        /// <summary>tools/bench_torch_attribution.py's JSON line, or null when torch is not available.</summary>
+        public static JsonElement? TorchAttribution(string model, int pairs, int threads, bool quick)
+        {
+            var args = new List<string> { Path.Combine(RepoRoot, "tools", "bench_torch_attribution.py"), "--model", model,
+                "--pairs", pairs.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture) };
+            if (quick) args.Add("--quick");
+            return RunJson(args);
+        }
+
+        private static JsonElement? RunJson(IEnumerable<string> args)
+        {
+            var psi = new ProcessStartInfo("/usr/bin/python3", args) { RedirectStandardOutput = true, RedirectStandardError = true };
             try
             {
                 using var p = Process.Start(psi)!;
+                var stderr = p.StandardError.ReadToEndAsync();
                 string output = p.StandardOutput.ReadToEnd();
-                string error = p.StandardError.ReadToEnd();
                 p.WaitForExit();
                 if (p.ExitCode != 0)
                 {
-                    Console.Error.WriteLine("PyTorch peer failed: " + error);
+                    Console.Error.WriteLine("PyTorch peer failed: " + stderr.Result);
                     return null;
                 }
-                var json = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
-                return new TorchResult(json.GetProperty("median_s").GetDouble(), json.GetProperty("tokens_per_s").GetDouble(),
-                    json.GetProperty("torch").GetString()!, json.GetProperty("blas").GetString()!);
+                return JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement.Clone();
             }
             catch (System.ComponentModel.Win32Exception e)
             {

@@ -1,5 +1,6 @@
 using System.CommandLine;
-using System.Diagnostics;
+using System.Globalization;
+using AtpFast.Attribution;
 using AtpFast.Cpu;
 using AtpFast.Tasks;
 using Spectre.Console;
@@ -7,62 +8,51 @@ using Spectre.Console;
 namespace AtpFast.Cli;
 
 /// <summary>
-/// <c>atpfast demo</c>: runs the embedded IOI model on its held-out prompt pairs and reports, per pair, the
-/// clean and corrupted logit difference (answer − wrong) the attribution methods will explain.
+/// <c>atpfast demo</c>: AtP* on the embedded IOI model over its held-out prompt pairs (the largest group of equal token
+/// length), the top nodes verified by exact patching, the false-negative bound over the rest, the cost against brute
+/// force, and the tidy table written to <c>atpfast-demo/</c>.
 /// </summary>
 internal static class DemoCommand
 {
     public static Command Create()
     {
-        var command = new Command("demo", "Run the embedded IOI model on its held-out prompt pairs (no arguments needed).");
-        command.SetAction(_ => Run());
+        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "atpfast-demo" };
+        var command = new Command("demo", "AtP* on the embedded IOI model and its held-out prompt pairs (no arguments needed).") { output };
+        command.SetAction(parse => Run(parse.GetValue(output)!));
         return command;
     }
 
-    private static int Run()
+    private static int Run(string outDir)
     {
-        var clock = Stopwatch.StartNew();
         var source = ModelSource.Embedded();
-        var tokenizer = source.RequireTokenizer();
         var config = source.Model.Config;
-        var pairs = TaskFile.Parse(DemoModel.TasksJsonl(), tokenizer, config.VocabSize, "embedded tasks.jsonl");
+        var all = TaskFile.Parse(DemoModel.TasksJsonl(), source.RequireTokenizer(), config.VocabSize, "embedded tasks.jsonl");
+        var pairs = PromptPairs.GroupByLength(all)[0];
         using var backend = new CpuBackend(source.Model.Weights);
+        AnsiConsole.MarkupLine($"[bold]AtpFast demo[/] — {Markup.Escape(source.Description)}: {config.Layers} layers, d {config.DModel}, " +
+                               $"{config.Heads} heads, {config.DMlp} neurons per layer; backend {backend.Name}");
+        AnsiConsole.MarkupLine($"{pairs.Count} of the {all.Count} held-out IOI prompt pairs ({pairs[0].Length} tokens each; per-position " +
+                               "nodes need one length); AtP* (QK fix + GradDrop), logit difference answer − wrong, noising");
+        var options = new AttributionOptions { VerifyTop = 20, BoundAlpha = 0.05 };
+        var result = ProgressDisplay.Run(progress => AtpFast.Attribution.Attribution.Run(backend, pairs, options with { Progress = progress }));
 
-        AnsiConsole.MarkupLine($"[bold]AtpFast demo[/] — {Markup.Escape(source.Description)}, {config.Layers} layers, " +
-                               $"d {config.DModel}, {config.Heads} heads, {pairs.Count} held-out prompt pairs, backend {backend.Name}");
-        var table = new Table().AddColumns("clean prompt", "answer / wrong", "LD clean", "LD noise", "top-1");
-        int correct = 0;
-        double sumClean = 0, sumNoise = 0;
-        foreach (var pair in pairs)
+        if (result.BaselineMetric is { } baseline)
+            AnsiConsole.MarkupLine(F($"mean logit difference: clean {baseline.Clean:F2}, noise {baseline.Noise:F2}"));
+        var table = new Table().AddColumns("rank", "node", "AtP* (mean |·|)", "AtP* signed", "exact effect (verified)");
+        foreach (var row in result.Rows.Take(15))
         {
-            float[] clean = LastLogits(backend, pair.Clean);
-            float[] noise = LastLogits(backend, pair.Noise);
-            float ldClean = clean[pair.Answer] - clean[pair.Wrong];
-            float ldNoise = noise[pair.Answer] - noise[pair.Wrong];
-            int top = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(clean);
-            if (top == pair.Answer) correct++;
-            sumClean += ldClean;
-            sumNoise += ldNoise;
-            if (table.Rows.Count < 8)
-            {
-                table.AddRow(Markup.Escape(tokenizer.Decode(pair.Clean)),
-                    Markup.Escape($"{tokenizer.TokenText(pair.Answer)} / {tokenizer.TokenText(pair.Wrong)}"),
-                    $"{ldClean:F2}", $"{ldNoise:F2}", Markup.Escape(tokenizer.TokenText(top)));
-            }
+            table.AddRow(row.Rank.ToString(CultureInfo.InvariantCulture), row.Node.Name, F($"{row.Estimate:F3}"), F($"{row.SignedEstimate:+0.000;-0.000}"),
+                row.VerifiedEffect is { } v ? F($"{v:+0.000;-0.000}") : "");
         }
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"top-1 accuracy {correct}/{pairs.Count}; mean logit difference clean {sumClean / pairs.Count:F2}, " +
-                               $"noise {sumNoise / pairs.Count:F2} ({clock.Elapsed.TotalSeconds:F1} s)");
-        AnsiConsole.MarkupLine("[grey]Attribution (AtP*, exact patching, the false-negative bound) builds on this forward pass " +
-                               "and lands with the attribution engine.[/]");
+        AnsiConsole.MarkupLine(F($"cost per prompt pair, in forward-pass equivalents: AtP* {result.MethodCost:F1} + verifying the top 20 {result.VerificationCost:F1} + bound {result.Bound?.CostForwardEquivalents ?? 0:F1} = {result.TotalCost:F1}; ") +
+                               F($"brute-force exact patching of all {result.Rows.Count:N0} nodes {result.BruteForceCost:N0} ({result.BruteForceCost / result.MethodCost:N0}× AtP*'s own cost)"));
+        if (result.Bound is { } bound) AnsiConsole.MarkupLine(Markup.Escape(bound.Describe()));
+        foreach (string note in result.Notes) AnsiConsole.MarkupLine("[yellow]" + Markup.Escape(note) + "[/]");
+        ResultFiles.Write(result, outDir, "embedded ioi-gpt2", source.Model.Sha256);
+        AnsiConsole.MarkupLine(F($"{result.Elapsed.TotalSeconds:F1} s; wrote {Markup.Escape(Path.Combine(outDir, "results.jsonl"))}, results.csv, summary.json"));
         return ExitCodes.Ok;
     }
 
-    private static float[] LastLogits(CpuBackend backend, int[] ids)
-    {
-        int vocab = backend.Weights.Config.VocabSize;
-        var logits = new float[ids.Length * vocab];
-        backend.Forward(ids, 1, ids.Length, logits);
-        return logits.AsSpan((ids.Length - 1) * vocab, vocab).ToArray();
-    }
+    private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

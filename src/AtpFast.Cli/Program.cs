@@ -4,6 +4,7 @@ using AtpFast.Cli;
 
 var root = new RootCommand("atpfast — attribution patching (AtP*) for transformer language models, on CPU or GPU.");
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 

@@ -137,6 +137,10 @@ public readonly partial record struct Node(NodeType Type, int Layer, int Index, 
         return set;
     }
 
+    /// <summary>The comma-separated names of a set of node types, e.g. "q,k,v,z,neurons,resid_pre".</summary>
+    public static string FormatTypes(NodeTypes types) =>
+        string.Join(",", Enumerable.Range(0, 8).Where(t => ((int)types & (1 << t)) != 0).Select(t => t == (int)NodeType.Neuron ? "neurons" : TypeNames[t]));
+
     /// <summary>Parses a node name written by <see cref="Name"/>.</summary>
     /// <exception cref="FormatException">The text is not a node name.</exception>
     public static Node Parse(string name) =>

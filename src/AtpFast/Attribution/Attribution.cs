@@ -45,7 +45,7 @@ public static class Attribution
 
         var meter = new CostMeter();
         var progress = new ProgressReporter(options.Progress);
-        var (scores, exactCosts) = Score(session, options.Method, ids, meter, progress);
+        var (scores, exactCosts) = Score(session, options.Method, ids, options.Budget, meter, progress);
         double methodCost = meter.Total / session.PairCount;
         var ranking = VerifiedRecall.Rank(ids, scores.Estimate, scores.Depth);
 
@@ -106,23 +106,34 @@ public static class Attribution
     }
 
     /// <summary>Exhaustive exact patching of <paramref name="ids"/> per pair, from the cost model.</summary>
-    internal static double BruteForceCost(AttributionSession session, int[] ids) =>
-        2 * session.Cost.Forward + ids.Sum(id => session.Cost.Patched(
-            PatchPlan.For([session.Space[id]], session.Config.Layers, session.SeqLen, session.Options.Patching.PrefixReuse),
-            session.MetricColumns));
+    internal static double BruteForceCost(AttributionSession session, int[] ids)
+    {
+        // A single node's plan depends only on its layer, position and whether it acts at one position.
+        var cache = new Dictionary<(int, int, bool), double>();
+        double total = 2 * session.Cost.Forward;
+        foreach (int id in ids)
+        {
+            var node = session.Space[id];
+            var plan = PatchPlan.For([node], session.Config.Layers, session.SeqLen, session.Options.Patching.PrefixReuse);
+            var key = (plan.Layer, plan.Position, plan.OnePosition);
+            if (!cache.TryGetValue(key, out double cost)) cache[key] = cost = session.Cost.Patched(plan, session.MetricColumns);
+            total += cost;
+        }
+        return total;
+    }
 
     /// <summary>The scores of one method (and, for exact patching, each node's own cost per pair).</summary>
     internal static (NodeScores Scores, double[]? ExactCosts) Score(AttributionSession session, AttributionMethod method, int[] ids,
-        CostMeter meter, ProgressReporter progress) => method switch
+        double budget, CostMeter meter, ProgressReporter progress) => method switch
     {
         AttributionMethod.Exact => ExactPatching.AllNodes(session, ids, meter, progress),
         AttributionMethod.Atp => (AtpEstimators.Run(session, qkFix: false, gradDrop: false, meter, progress), null),
         AttributionMethod.AtpQk => (AtpEstimators.Run(session, qkFix: true, gradDrop: false, meter, progress), null),
         AttributionMethod.AtpGd => (AtpEstimators.Run(session, qkFix: false, gradDrop: true, meter, progress), null),
         AttributionMethod.AtpStar => (AtpEstimators.Run(session, qkFix: true, gradDrop: true, meter, progress), null),
-        AttributionMethod.Subsampling => (Subsampling.Method(session, ids, meter, progress), null),
-        AttributionMethod.Blocks => (Blocks.Method(session, ids, meter, progress), null),
-        AttributionMethod.Hierarchical => (Hierarchical.Method(session, ids, meter, progress), null),
+        AttributionMethod.Subsampling => (Subsampling.Method(session, ids, budget, meter, progress), null),
+        AttributionMethod.Blocks => (Blocks.Method(session, ids, budget, meter, progress), null),
+        AttributionMethod.Hierarchical => (Hierarchical.Method(session, ids, budget, meter, progress), null),
         _ => throw new ArgumentOutOfRangeException(nameof(method)),
     };
 }

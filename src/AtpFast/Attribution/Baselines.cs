@@ -77,11 +77,11 @@ internal static class Subsampling
     }
 
     /// <summary>The Subsampling method: score = |ī+ − ī−| (0 for a node never drawn or never left out).</summary>
-    public static NodeScores Method(AttributionSession session, int[] ids, CostMeter meter, ProgressReporter progress)
+    public static NodeScores Method(AttributionSession session, int[] ids, double budget, CostMeter meter, ProgressReporter progress)
     {
         var options = session.Options;
-        double budget = (options.Budget - 2 * session.Cost.Forward) * session.PairCount;
-        var stats = Draw(session, ids, int.MaxValue, options.InclusionProbability, budget, new Random(options.Seed), meter, progress, "subsampling");
+        double drawBudget = (budget - 2 * session.Cost.Forward) * session.PairCount;
+        var stats = Draw(session, ids, int.MaxValue, options.InclusionProbability, drawBudget, new Random(options.Seed), meter, progress, "subsampling");
         var estimate = new double[session.Space.Count];
         var signed = new double[session.Space.Count];
         for (int i = 0; i < ids.Length; i++)
@@ -100,9 +100,9 @@ internal static class Subsampling
 /// forward per pair).</summary>
 internal static class Blocks
 {
-    public static NodeScores Method(AttributionSession session, int[] ids, CostMeter meter, ProgressReporter progress)
+    public static NodeScores Method(AttributionSession session, int[] ids, double budget, CostMeter meter, ProgressReporter progress)
     {
-        int blocks = (int)Math.Clamp(Math.Floor(session.Options.Budget - 2 * session.Cost.Forward), 1, ids.Length);
+        int blocks = (int)Math.Clamp(Math.Floor(budget - 2 * session.Cost.Forward), 1, ids.Length);
         int size = (ids.Length + blocks - 1) / blocks;
         var sets = new List<ReadOnlyMemory<Node>>();
         for (int start = 0; start < ids.Length; start += size)
@@ -129,10 +129,10 @@ internal static class Hierarchical
 {
     private const int Branching = 8;
 
-    public static NodeScores Method(AttributionSession session, int[] ids, CostMeter meter, ProgressReporter progress)
+    public static NodeScores Method(AttributionSession session, int[] ids, double budget, CostMeter meter, ProgressReporter progress)
     {
         var options = session.Options;
-        double budget = options.Budget * session.PairCount;
+        double total = budget * session.PairCount;
         var estimate = new double[session.Space.Count];
         var signed = new double[session.Space.Count];
         var depth = new double[session.Space.Count];
@@ -151,7 +151,7 @@ internal static class Hierarchical
             var children = batch.SelectMany(Split).ToList();
             if (children.Count == 0) break;
             double cost = children.Sum(c => Cost(c)) * session.PairCount;
-            if (meter.Total + cost > budget) break;
+            if (meter.Total + cost > total) break;
             Evaluate(children);
         }
         return new NodeScores(estimate, signed, depth);

@@ -11,8 +11,17 @@ public static class VerifiedRecall
     /// <param name="ids">Node ids to order.</param>
     /// <param name="score">Score per id (indexed by id).</param>
     /// <param name="tieBreak">Optional second key per id, larger first (hierarchical depth).</param>
-    public static int[] Rank(IEnumerable<int> ids, IReadOnlyList<double> score, IReadOnlyList<double>? tieBreak = null) =>
-        [.. ids.OrderByDescending(id => score[id]).ThenByDescending(id => tieBreak?[id] ?? 0).ThenBy(id => id)];
+    public static int[] Rank(IEnumerable<int> ids, IReadOnlyList<double> score, IReadOnlyList<double>? tieBreak = null)
+    {
+        int[] order = [.. ids];
+        Array.Sort(order, (a, b) =>
+        {
+            int c = score[b].CompareTo(score[a]);
+            if (c == 0 && tieBreak is not null) c = tieBreak[b].CompareTo(tieBreak[a]);
+            return c != 0 ? c : a.CompareTo(b);
+        });
+        return order;
+    }
 
     /// <summary>cost(K) for K = 1..<paramref name="maxK"/>, in forward-pass equivalents per pair.</summary>
     /// <param name="truthRanking">The selected ids by true |effect|, largest first (see <see cref="Rank"/>).</param>

@@ -12,9 +12,10 @@ namespace AtpFast.Cpu;
 /// </summary>
 internal sealed class CpuRun<T> : IRunCache where T : unmanaged, INumber<T>
 {
-    public CpuRun(object owner, ModelConfig c, int batch, int seqLen)
+    public CpuRun(object owner, BufferPool<T> pool, ModelConfig c, int batch, int seqLen)
     {
         Owner = owner;
+        _pool = pool;
         Batch = batch;
         SeqLen = seqLen;
         int rows = checked(batch * seqLen);
@@ -22,44 +23,51 @@ internal sealed class CpuRun<T> : IRunCache where T : unmanaged, INumber<T>
         if (probs > Array.MaxLength || (long)rows * c.DMlp > Array.MaxLength || (long)batch * c.VocabSize > Array.MaxLength)
             throw new InvalidModelInputException($"a batch of {batch} × {seqLen} tokens is too large for one cached pass; use fewer pairs per batch");
         Tokens = new int[rows];
-        ResidPre = CacheArrays.Alloc<T>(c.Layers + 1, rows * c.DModel);
-        Q = CacheArrays.Alloc<T>(c.Layers, rows * c.QueryWidth);
-        K = CacheArrays.Alloc<T>(c.Layers, rows * c.KvWidth);
-        V = CacheArrays.Alloc<T>(c.Layers, rows * c.KvWidth);
-        Probs = CacheArrays.Alloc<T>(c.Layers, (int)probs);
-        Z = CacheArrays.Alloc<T>(c.Layers, rows * c.QueryWidth);
-        AttnOut = CacheArrays.Alloc<T>(c.Layers, rows * c.DModel);
-        Up = CacheArrays.Alloc<T>(c.Layers, rows * c.DMlp);
-        Gate = c.GatedMlp ? CacheArrays.Alloc<T>(c.Layers, rows * c.DMlp) : CacheArrays.Alloc<T>(c.Layers, 0);
-        Act = CacheArrays.Alloc<T>(c.Layers, rows * c.DMlp);
-        MlpOut = CacheArrays.Alloc<T>(c.Layers, rows * c.DModel);
-        LastLogits = new T[batch * c.VocabSize];
+        ResidPre = pool.Rent(c.Layers + 1, rows * c.DModel);
+        Q = pool.Rent(c.Layers, rows * c.QueryWidth);
+        K = pool.Rent(c.Layers, rows * c.KvWidth);
+        V = pool.Rent(c.Layers, rows * c.KvWidth);
+        Probs = pool.Rent(c.Layers, (int)probs);
+        Z = pool.Rent(c.Layers, rows * c.QueryWidth);
+        AttnOut = pool.Rent(c.Layers, rows * c.DModel);
+        Up = pool.Rent(c.Layers, rows * c.DMlp);
+        Gate = pool.Rent(c.Layers, c.GatedMlp ? rows * c.DMlp : 0);
+        Act = pool.Rent(c.Layers, rows * c.DMlp);
+        MlpOut = pool.Rent(c.Layers, rows * c.DModel);
+        LastLogits = pool.Rent(1, batch * c.VocabSize)[0];
     }
 
     private CpuRun(CpuRun<T> other)
     {
         Owner = other.Owner;
+        _pool = other._pool;
         Batch = other.Batch;
         SeqLen = other.SeqLen;
         Tokens = (int[])other.Tokens.Clone();
-        ResidPre = CacheArrays.Copy(other.ResidPre);
-        Q = CacheArrays.Copy(other.Q);
-        K = CacheArrays.Copy(other.K);
-        V = CacheArrays.Copy(other.V);
-        Probs = CacheArrays.Copy(other.Probs);
-        Z = CacheArrays.Copy(other.Z);
-        AttnOut = CacheArrays.Copy(other.AttnOut);
-        Up = CacheArrays.Copy(other.Up);
-        Gate = CacheArrays.Copy(other.Gate);
-        Act = CacheArrays.Copy(other.Act);
-        MlpOut = CacheArrays.Copy(other.MlpOut);
-        LastLogits = (T[])other.LastLogits.Clone();
+        ResidPre = _pool.Copy(other.ResidPre);
+        Q = _pool.Copy(other.Q);
+        K = _pool.Copy(other.K);
+        V = _pool.Copy(other.V);
+        Probs = _pool.Copy(other.Probs);
+        Z = _pool.Copy(other.Z);
+        AttnOut = _pool.Copy(other.AttnOut);
+        Up = _pool.Copy(other.Up);
+        Gate = _pool.Copy(other.Gate);
+        Act = _pool.Copy(other.Act);
+        MlpOut = _pool.Copy(other.MlpOut);
+        LastLogits = _pool.Copy([other.LastLogits])[0];
     }
+
+    private readonly BufferPool<T> _pool;
 
     public object Owner { get; }
     public int Batch { get; }
     public int SeqLen { get; }
     public bool Disposed { get; private set; }
+
+    /// <summary>Incremented by every write of a node value (derived tables keyed on the run check it).</summary>
+    public int Version { get; set; }
+
     public int[] Tokens { get; }
     public T[][] ResidPre { get; }
     public T[][] Q { get; }
@@ -101,22 +109,25 @@ internal sealed class CpuRun<T> : IRunCache where T : unmanaged, INumber<T>
 /// </summary>
 internal sealed class CpuGradients<T> : IGradientCache where T : unmanaged, INumber<T>
 {
-    public CpuGradients(object owner, ModelConfig c, int batch, int seqLen)
+    public CpuGradients(object owner, BufferPool<T> pool, ModelConfig c, int batch, int seqLen)
     {
         Owner = owner;
+        _pool = pool;
         Batch = batch;
         SeqLen = seqLen;
         int rows = batch * seqLen;
-        DResidPre = CacheArrays.Alloc<T>(c.Layers + 1, rows * c.DModel);
-        DQ = CacheArrays.Alloc<T>(c.Layers, rows * c.QueryWidth);
-        DK = CacheArrays.Alloc<T>(c.Layers, rows * c.KvWidth);
-        DV = CacheArrays.Alloc<T>(c.Layers, rows * c.KvWidth);
-        DZ = CacheArrays.Alloc<T>(c.Layers, rows * c.QueryWidth);
-        DAttnOut = CacheArrays.Alloc<T>(c.Layers, rows * c.DModel);
-        DAct = CacheArrays.Alloc<T>(c.Layers, rows * c.DMlp);
-        DMlpOut = CacheArrays.Alloc<T>(c.Layers, rows * c.DModel);
-        DProbs = CacheArrays.Alloc<T>(c.Layers, batch * c.Heads * seqLen * seqLen);
+        DResidPre = pool.Rent(c.Layers + 1, rows * c.DModel);
+        DQ = pool.Rent(c.Layers, rows * c.QueryWidth);
+        DK = pool.Rent(c.Layers, rows * c.KvWidth);
+        DV = pool.Rent(c.Layers, rows * c.KvWidth);
+        DZ = pool.Rent(c.Layers, rows * c.QueryWidth);
+        DAttnOut = pool.Rent(c.Layers, rows * c.DModel);
+        DAct = pool.Rent(c.Layers, rows * c.DMlp);
+        DMlpOut = pool.Rent(c.Layers, rows * c.DModel);
+        DProbs = pool.Rent(c.Layers, batch * c.Heads * seqLen * seqLen);
     }
+
+    private readonly BufferPool<T> _pool;
 
     public object Owner { get; }
     public int Batch { get; }
@@ -160,20 +171,97 @@ internal sealed class CpuGradients<T> : IGradientCache where T : unmanaged, INum
         Array.Clear(DProbs[layer]);
     }
 
-    public void Dispose() => Disposed = true;
+    /// <summary>Returns the arrays to the pool; the cache can no longer be used.</summary>
+    public void Dispose()
+    {
+        if (Disposed) return;
+        Disposed = true;
+        _pool.Return(DResidPre, DQ, DK, DV, DZ, DAttnOut, DAct, DMlpOut, DProbs);
+    }
 }
 
-/// <summary>Per-layer array helpers of the CPU caches.</summary>
-internal static class CacheArrays
+/// <summary>
+/// Arrays of disposed caches kept for the next cache of the same shape: a pass set allocates tens of megabytes of
+/// large-object-heap arrays, and reallocating (and zeroing) them per batch made the garbage collector the bottleneck.
+/// Reused arrays are not cleared: every pass writes what it later reads (the attention rows are read only up to the
+/// diagonal, which every pass writes). At most <see cref="MaxPooledElements"/> elements are kept.
+/// </summary>
+internal sealed class BufferPool<T>
 {
-    /// <summary><paramref name="count"/> zeroed arrays of <paramref name="length"/> elements.</summary>
-    public static T[][] Alloc<T>(int count, int length)
+    private const long MaxPooledElements = 256L << 20;
+    private readonly Dictionary<int, Stack<T[]>> _free = [];
+    private readonly Lock _lock = new();
+    private long _pooled;
+
+    /// <summary><paramref name="count"/> arrays of <paramref name="length"/> elements, reused when available.</summary>
+    public T[][] Rent(int count, int length)
     {
         var arrays = new T[count][];
-        for (int i = 0; i < count; i++) arrays[i] = new T[length];
+        lock (_lock)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                if (_free.TryGetValue(length, out var stack) && stack.Count > 0)
+                {
+                    arrays[i] = stack.Pop();
+                    _pooled -= length;
+                }
+                else
+                {
+                    arrays[i] = new T[length];
+                }
+            }
+        }
         return arrays;
     }
 
-    /// <summary>A deep copy.</summary>
-    public static T[][] Copy<T>(T[][] arrays) => [.. arrays.Select(a => (T[])a.Clone())];
+    /// <summary>Pooled copies of <paramref name="arrays"/>.</summary>
+    public T[][] Copy(T[][] arrays)
+    {
+        var copies = new T[arrays.Length][];
+        for (int i = 0; i < arrays.Length; i++)
+        {
+            copies[i] = Rent(1, arrays[i].Length)[0];
+            arrays[i].CopyTo(copies[i], 0);
+        }
+        return copies;
+    }
+
+    public void Return(params T[][][] groups)
+    {
+        lock (_lock)
+        {
+            foreach (var group in groups)
+            {
+                foreach (var array in group)
+                {
+                    if (array.Length == 0 || _pooled + array.Length > MaxPooledElements) continue;
+                    if (!_free.TryGetValue(array.Length, out var stack)) _free[array.Length] = stack = new Stack<T[]>();
+                    stack.Push(array);
+                    _pooled += array.Length;
+                }
+            }
+        }
+    }
+
+    public void Clear()
+    {
+        lock (_lock)
+        {
+            _free.Clear();
+            _pooled = 0;
+        }
+    }
+}
+
+/// <summary>Per-layer array helpers.</summary>
+internal static class CacheArrays
+{
+    /// <summary><paramref name="count"/> zeroed arrays of <paramref name="length"/> elements.</summary>
+    public static TElement[][] Alloc<TElement>(int count, int length)
+    {
+        var arrays = new TElement[count][];
+        for (int i = 0; i < count; i++) arrays[i] = new TElement[length];
+        return arrays;
+    }
 }

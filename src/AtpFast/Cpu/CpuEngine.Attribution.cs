@@ -47,11 +47,12 @@ internal sealed partial class CpuEngine<T>
         var abs = new double[space.Count];
         var signed = new double[space.Count];
         var positions = request.Positions;
+        var tables = qk ? QkTablesFor(base_, source) : null;
         Parallel.ForEach(items, _parallel, item =>
         {
             double w = request.LayerWeights[item.Layer];
             if (item.Index < 0)
-                QkItem(base_, source, g, space, request.Types, positions, item.Layer, -1 - item.Index, w, abs, signed);
+                QkItem(base_, g, tables!, space, request.Types, positions, item.Layer, -1 - item.Index, w, abs, signed);
             else
                 LinearItem(base_, source, g, space, positions, item.Type, item.Layer, item.Index, w, abs, signed);
         });
@@ -125,56 +126,37 @@ internal sealed partial class CpuEngine<T>
     }
 
     /// <summary>The QK fix for one key/value head: the query nodes of its query heads (exact row recomputation) and
-    /// its key nodes (the closed form; all keys at once by row recomputation for <c>@*</c>). Plain AtP for q or k
-    /// when only one of them is selected is not mixed in here: both come through this item when the fix is on.</summary>
-    private void QkItem(CpuRun<T> base_, CpuRun<T> source, CpuGradients<T> g, NodeSpace space, NodeTypes types,
+    /// its key nodes (the closed form; all keys at once by row recomputation for <c>@*</c>), from tables that hold
+    /// everything not depending on g (built once per pair of runs), applied to this pass's ∂L/∂A.</summary>
+    private void QkItem(CpuRun<T> base_, CpuGradients<T> g, QkTables tables, NodeSpace space, NodeTypes types,
         PositionMode positions, int layer, int kvh, double w, double[] abs, double[] signed)
     {
-        int seqLen = base_.SeqLen, hd = _c.HeadDim, heads = _c.Heads, qWidth = _c.QueryWidth, kvWidth = _c.KvWidth;
+        int seqLen = base_.SeqLen, heads = _c.Heads;
         bool wantQ = (types & NodeTypes.Query) != 0, wantK = (types & NodeTypes.Key) != 0;
         bool keyAll = wantK && positions != PositionMode.PerPosition;
         bool keyEach = wantK && positions != PositionMode.AllPositions;
-        T[] probs = base_.Probs[layer], dProbs = g.DProbs[layer];
-        var row = new T[seqLen];
-        var scores = new double[seqLen];
-        var delta = new double[seqLen];
+        tables.Ensure(this, layer, kvh, wantQ, keyEach, keyAll);
+        T[] dProbs = g.DProbs[layer];
         var grad = new double[seqLen];
         var queryScores = new double[seqLen];
         var keyScores = new double[seqLen];
-        var dk = new T[seqLen * hd];
+        double[] queryDelta = tables.QueryDelta[layer], ratio = tables.KeyRatio[layer], probability = tables.KeyProbability[layer];
+        double[] allDelta = tables.KeyAllDelta[layer];
+        int[] top = tables.Top[layer];
         for (int e = 0; e < base_.Batch; e++)
         {
-            int kvBase = e * seqLen * kvWidth;
-            var baseKeys = new KeyView(base_.K[layer], base_.V[layer], kvBase, seqLen, base_.K[layer], base_.V[layer], kvBase, kvWidth, kvh * hd, hd);
-            var sourceKeys = new KeyView(source.K[layer], source.V[layer], kvBase, seqLen, source.K[layer], source.V[layer], kvBase, kvWidth, kvh * hd, hd);
-            for (int s = 0; s < seqLen && wantK; s++)
-                TensorPrimitives.Subtract(sourceKeys.Key(s), baseKeys.Key(s), dk.AsSpan(s * hd, hd));
             Array.Clear(keyScores);
             double keyAllScore = 0;
             for (int h = kvh * _c.GroupSize; h < (kvh + 1) * _c.GroupSize; h++)
             {
                 for (int t = 0; t < seqLen; t++)
                 {
-                    int n = t + 1, rowStart = ((e * heads + h) * seqLen + t) * seqLen;
-                    var a = probs.AsSpan(rowStart, n);
+                    int n = t + 1, row = (e * heads + h) * seqLen + t, rowStart = row * seqLen;
                     for (int s = 0; s < n; s++) grad[s] = double.CreateTruncating(dProbs[rowStart + s]);
-                    var qBase = base_.Q[layer].AsSpan((e * seqLen + t) * qWidth + h * hd, hd);
-                    if (wantQ)
-                    {
-                        // A'_t = softmax(q_t^source·K/√d), the same code as the forward's row.
-                        var qSource = source.Q[layer].AsSpan((e * seqLen + t) * qWidth + h * hd, hd);
-                        queryScores[t] = RowChange(qSource, baseKeys, a, grad, row.AsSpan(0, n));
-                    }
+                    if (wantQ) queryScores[t] = Dot(queryDelta.AsSpan(rowStart, n), grad.AsSpan(0, n));
                     if (keyEach)
-                    {
-                        for (int s = 0; s < n; s++)
-                        {
-                            scores[s] = double.CreateTruncating(Simd.Dot<T>(qBase, baseKeys.Key(s)) * _scale);
-                            delta[s] = double.CreateTruncating(Simd.Dot<T>(qBase, dk.AsSpan(s * hd, hd)) * _scale);
-                        }
-                        QkFix.AddRowKeyEffects(scores.AsSpan(0, n), delta.AsSpan(0, n), grad.AsSpan(0, n), keyScores);
-                    }
-                    if (keyAll) keyAllScore += RowChange(qBase, sourceKeys, a, grad, row.AsSpan(0, n));
+                        QkFix.ApplyRow(ratio.AsSpan(rowStart, n), probability.AsSpan(rowStart, n), top[row], grad.AsSpan(0, n), keyScores);
+                    if (keyAll) keyAllScore += Dot(allDelta.AsSpan(rowStart, n), grad.AsSpan(0, n));
                 }
                 if (wantQ)
                     AddScores(space.Id(new Node(NodeType.Query, layer, h, 0)), seqLen, positions, queryScores, w, abs, signed);
@@ -197,14 +179,126 @@ internal sealed partial class CpuEngine<T>
         }
     }
 
-    /// <summary>Σ_s (A'_s − A_s)·g_s where A' = softmax(q·K/√d) recomputed with the given query and keys.</summary>
-    private double RowChange(ReadOnlySpan<T> q, in KeyView keys, ReadOnlySpan<T> a, ReadOnlySpan<double> g, Span<T> row)
+    private static double Dot(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
+    {
+        double sum = 0;
+        for (int i = 0; i < a.Length; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    /// <summary>The QK fix's g-independent tables for one (base, source) pair of runs, [layer][batch, H, T, T]:
+    /// A'_ts − A_ts with the source's query (queries), the closed form's ratio and accurate probabilities with the
+    /// row maximum per row (keys), and A'_ts − A_ts with every key from the source (<c>k@*</c>). Filled per
+    /// (layer, key/value head) on first use; a write to either run (<see cref="CpuRun{T}.Version"/>) invalidates them.</summary>
+    private sealed class QkTables
+    {
+        private readonly bool[,] _query, _key, _keyAll;
+
+        public QkTables(CpuRun<T> base_, CpuRun<T> source, ModelConfig c)
+        {
+            Base = base_;
+            Source = source;
+            BaseVersion = base_.Version;
+            SourceVersion = source.Version;
+            int size = base_.Batch * c.Heads * base_.SeqLen * base_.SeqLen;
+            QueryDelta = CacheArrays.Alloc<double>(c.Layers, size);
+            KeyRatio = CacheArrays.Alloc<double>(c.Layers, size);
+            KeyProbability = CacheArrays.Alloc<double>(c.Layers, size);
+            KeyAllDelta = CacheArrays.Alloc<double>(c.Layers, size);
+            Top = CacheArrays.Alloc<int>(c.Layers, base_.Batch * c.Heads * base_.SeqLen);
+            _query = new bool[c.Layers, c.KvHeads];
+            _key = new bool[c.Layers, c.KvHeads];
+            _keyAll = new bool[c.Layers, c.KvHeads];
+        }
+
+        public CpuRun<T> Base { get; }
+        public CpuRun<T> Source { get; }
+        public int BaseVersion { get; }
+        public int SourceVersion { get; }
+        public double[][] QueryDelta { get; }
+        public double[][] KeyRatio { get; }
+        public double[][] KeyProbability { get; }
+        public double[][] KeyAllDelta { get; }
+        public int[][] Top { get; }
+
+        public bool Matches(CpuRun<T> base_, CpuRun<T> source) => ReferenceEquals(base_, Base) && ReferenceEquals(source, Source) &&
+            base_.Version == BaseVersion && source.Version == SourceVersion;
+
+        /// <summary>Fills the tables of (layer, kvh) that are asked for and missing. Items of different (layer, kvh)
+        /// write disjoint parts, so they may run in parallel.</summary>
+        public void Ensure(CpuEngine<T> engine, int layer, int kvh, bool query, bool key, bool keyAll)
+        {
+            bool q = query && !_query[layer, kvh], k = key && !_key[layer, kvh], all = keyAll && !_keyAll[layer, kvh];
+            if (!(q || k || all)) return;
+            engine.BuildQkTables(this, layer, kvh, q, k, all);
+            _query[layer, kvh] |= q;
+            _key[layer, kvh] |= k;
+            _keyAll[layer, kvh] |= all;
+        }
+    }
+
+    private QkTables? _qkTables;
+
+    private QkTables QkTablesFor(CpuRun<T> base_, CpuRun<T> source)
+    {
+        if (_qkTables is { } cached && cached.Matches(base_, source) && !base_.Disposed && !source.Disposed) return cached;
+        _qkTables = new QkTables(base_, source, _c);
+        return _qkTables;
+    }
+
+    /// <summary>Recomputes the rows of (layer, kvh)'s query heads with the same code as the forward: query rows with the
+    /// source query, the closed form's g-independent part from the base scores and the source keys' score changes,
+    /// and rows with every key from the source.</summary>
+    private void BuildQkTables(QkTables tables, int layer, int kvh, bool query, bool key, bool keyAll)
+    {
+        CpuRun<T> base_ = tables.Base, source = tables.Source;
+        int seqLen = base_.SeqLen, hd = _c.HeadDim, heads = _c.Heads, qWidth = _c.QueryWidth, kvWidth = _c.KvWidth;
+        T[] probs = base_.Probs[layer];
+        var row = new T[seqLen];
+        var scores = new double[seqLen];
+        var delta = new double[seqLen];
+        var dk = new T[seqLen * hd];
+        for (int e = 0; e < base_.Batch; e++)
+        {
+            int kvBase = e * seqLen * kvWidth;
+            var baseKeys = new KeyView(base_.K[layer], base_.V[layer], kvBase, seqLen, base_.K[layer], base_.V[layer], kvBase, kvWidth, kvh * hd, hd);
+            var sourceKeys = new KeyView(source.K[layer], source.V[layer], kvBase, seqLen, source.K[layer], source.V[layer], kvBase, kvWidth, kvh * hd, hd);
+            for (int s = 0; s < seqLen && key; s++)
+                TensorPrimitives.Subtract(sourceKeys.Key(s), baseKeys.Key(s), dk.AsSpan(s * hd, hd));
+            for (int h = kvh * _c.GroupSize; h < (kvh + 1) * _c.GroupSize; h++)
+            {
+                for (int t = 0; t < seqLen; t++)
+                {
+                    int n = t + 1, rowIndex = (e * heads + h) * seqLen + t, rowStart = rowIndex * seqLen;
+                    var a = probs.AsSpan(rowStart, n);
+                    var qBase = base_.Q[layer].AsSpan((e * seqLen + t) * qWidth + h * hd, hd);
+                    if (query)
+                    {
+                        var qSource = source.Q[layer].AsSpan((e * seqLen + t) * qWidth + h * hd, hd);
+                        RowChange(qSource, baseKeys, a, row.AsSpan(0, n), tables.QueryDelta[layer].AsSpan(rowStart, n));
+                    }
+                    if (key)
+                    {
+                        for (int s = 0; s < n; s++)
+                        {
+                            scores[s] = double.CreateTruncating(Simd.Dot<T>(qBase, baseKeys.Key(s)) * _scale);
+                            delta[s] = double.CreateTruncating(Simd.Dot<T>(qBase, dk.AsSpan(s * hd, hd)) * _scale);
+                        }
+                        tables.Top[layer][rowIndex] = QkFix.PrepareRow(scores.AsSpan(0, n), delta.AsSpan(0, n),
+                            tables.KeyRatio[layer].AsSpan(rowStart, n), tables.KeyProbability[layer].AsSpan(rowStart, n));
+                    }
+                    if (keyAll) RowChange(qBase, sourceKeys, a, row.AsSpan(0, n), tables.KeyAllDelta[layer].AsSpan(rowStart, n));
+                }
+            }
+        }
+    }
+
+    /// <summary>change[s] = A'_s − A_s where A' = softmax(q·K/√d) recomputed with the given query and keys (the same
+    /// code as the forward's row, so an unchanged row gives exactly 0).</summary>
+    private void RowChange(ReadOnlySpan<T> q, in KeyView keys, ReadOnlySpan<T> a, Span<T> row, Span<double> change)
     {
         Scores(q, keys, row);
         Softmax(row);
-        double sum = 0;
-        for (int s = 0; s < row.Length; s++)
-            sum += (double.CreateTruncating(row[s]) - double.CreateTruncating(a[s])) * g[s];
-        return sum;
+        for (int s = 0; s < row.Length; s++) change[s] = double.CreateTruncating(row[s]) - double.CreateTruncating(a[s]);
     }
 }

@@ -8,7 +8,7 @@ internal sealed partial class CpuEngine<T>
     public IGradientCache CreateGradients(IRunCache run)
     {
         var cpu = Own(run, nameof(run));
-        return new CpuGradients<T>(this, _c, cpu.Batch, cpu.SeqLen);
+        return new CpuGradients<T>(this, _pool, _c, cpu.Batch, cpu.SeqLen);
     }
 
     public void Backward(IRunCache run, MetricTargets targets, IGradientCache gradients)
@@ -122,9 +122,7 @@ internal sealed partial class CpuEngine<T>
         Gemm.Multiply(dX, rows, d, _w, lw.WOut.Offset, dMlp, null, 0, g.DAct[l], _parallel, transposeB: true);
         var dUp = _ws.Get(ref _ws.D1, hidden);
         var dGate = _c.GatedMlp ? _ws.Get(ref _ws.D2, hidden) : [];
-        Activations.Backward<T>(_c.Activation, run.Up[l].AsSpan(0, hidden), _c.GatedMlp ? run.Gate[l].AsSpan(0, hidden) : default,
-            g.DAct[l].AsSpan(0, hidden), dUp.AsSpan(0, hidden), _c.GatedMlp ? dGate.AsSpan(0, hidden) : default,
-            _ws.Get(ref _ws.Scratch, hidden).AsSpan(0, hidden));
+        Activations.Backward(_c.Activation, run.Up[l], run.Gate[l], g.DAct[l], dUp, dGate, rows, dMlp, _parallel);
         var dH2 = _ws.Get(ref _ws.D3, n);
         Gemm.Multiply(dUp, rows, dMlp, _w, lw.WIn.Offset, d, null, 0, dH2, _parallel, transposeB: true);
         if (_c.GatedMlp) Gemm.Multiply(dGate, rows, dMlp, _w, lw.WGate.Offset, d, null, 0, dH2, _parallel, transposeB: true, accumulate: true);

@@ -101,7 +101,7 @@ internal sealed partial class CpuEngine<T>
 
         var buffers = new LayerBuffers(
             Normed: _ws.Get(ref _ws.Normed, rows * d), Mid: _ws.Get(ref _ws.Mid, rows * d),
-            Scratch: _ws.Get(ref _ws.Scratch, rows * _c.DMlp), Out: _ws.Get(ref _ws.Out, rows * d),
+            Out: _ws.Get(ref _ws.Out, rows * d),
             Q: _ws.Get(ref _ws.Q, rows * _c.QueryWidth), K: _ws.Get(ref _ws.K, rows * _c.KvWidth), V: _ws.Get(ref _ws.V, rows * _c.KvWidth),
             Z: _ws.Get(ref _ws.Z, rows * _c.QueryWidth), AttnOut: _ws.Get(ref _ws.AttnOut, rows * d),
             Up: _ws.Get(ref _ws.Up, rows * _c.DMlp), Gate: _c.GatedMlp ? _ws.Get(ref _ws.Gate, rows * _c.DMlp) : [],

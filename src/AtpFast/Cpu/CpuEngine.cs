@@ -18,6 +18,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     private readonly ParallelOptions _parallel;
     private readonly T _scale;
     private readonly Workspace _ws = new();
+    private readonly BufferPool<T> _pool = new();
     private T[] _cos = [], _sin = []; // [position, RotaryDims/2], grown on demand
     private int _rotaryPositions;
     private CpuRun<T>? _plainRun; // reused by Forward, which keeps nothing
@@ -41,7 +42,9 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     public void Dispose()
     {
         _plainRun = null;
+        _qkTables = null;
         _ws.Clear();
+        _pool.Clear();
     }
 
     // ---------------------------------------------------------------- validation
@@ -124,7 +127,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         if (logits.Length != rows * _c.VocabSize)
             throw new InvalidModelInputException($"logits buffer holds {logits.Length} floats, expected batch·seqLen·vocab = {rows * _c.VocabSize}");
         if (_plainRun is null || _plainRun.Batch != batch || _plainRun.SeqLen != seqLen)
-            _plainRun = new CpuRun<T>(this, _c, batch, seqLen);
+            _plainRun = new CpuRun<T>(this, _pool, _c, batch, seqLen);
         RunInto(_plainRun, tokenIds);
         int d = _c.DModel, vocab = _c.VocabSize, n = (int)rows;
         var normed = _ws.Get(ref _ws.Normed, n * d);
@@ -138,7 +141,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     public IRunCache Run(ReadOnlySpan<int> tokenIds, int batch, int seqLen)
     {
         ValidateIds(tokenIds, batch, seqLen);
-        var run = new CpuRun<T>(this, _c, batch, seqLen);
+        var run = new CpuRun<T>(this, _pool, _c, batch, seqLen);
         RunInto(run, tokenIds);
         return run;
     }
@@ -165,7 +168,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         {
             var buffers = new LayerBuffers(
                 Normed: _ws.Get(ref _ws.Normed, rows * d), Mid: _ws.Get(ref _ws.Mid, rows * d),
-                Scratch: _ws.Get(ref _ws.Scratch, rows * _c.DMlp), Out: [],
+                Out: [],
                 Q: run.Q[l], K: run.K[l], V: run.V[l], Z: run.Z[l], AttnOut: run.AttnOut[l],
                 Up: run.Up[l], Gate: run.Gate[l], Act: run.Act[l], MlpOut: run.MlpOut[l], Probs: run.Probs[l]);
             var step = new Step(l, batch, seqLen, 0, seqLen, 0, seqLen, examples, null);
@@ -252,6 +255,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         var (array, width) = cpu.Site(node.Type, node.Layer, _c);
         int start = (example * cpu.SeqLen + node.Position) * width + FeatureOffset(node);
         for (int i = 0; i < values.Length; i++) array[start + i] = T.CreateTruncating(values[i]);
+        cpu.Version++;
     }
 
     public IRunCache Clone(IRunCache run) => Own(run, nameof(run)).Clone();
@@ -269,7 +273,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
 
     /// <summary>Where one block writes: the cached run's arrays, or patching work space. Q/K/V hold R·Kb rows,
     /// the rest R·(Qb − Qa); <see cref="Probs"/> is null when probabilities are not kept.</summary>
-    private readonly record struct LayerBuffers(T[] Normed, T[] Mid, T[] Scratch, T[] Out, T[] Q, T[] K, T[] V, T[] Z,
+    private readonly record struct LayerBuffers(T[] Normed, T[] Mid, T[] Out, T[] Q, T[] K, T[] V, T[] Z,
         T[] AttnOut, T[] Up, T[] Gate, T[] Act, T[] MlpOut, T[]? Probs);
 
     /// <summary>One transformer block: xOut = block(xIn) on the rows <paramref name="s"/> selects (xOut may be xIn),
@@ -312,11 +316,9 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
             TensorPrimitives.Add(xq.AsSpan(0, qRows * d), attn, b.Mid.AsSpan(0, qRows * d));
             Norm(b.Mid, qRows, b.Normed, lw.MlpNormWeight, lw.MlpNormBias);
         }
-        int hidden = qRows * _c.DMlp;
         Linear(b.Normed, qRows, lw.WIn, lw.BIn, b.Up);
         if (_c.GatedMlp) Linear(b.Normed, qRows, lw.WGate, lw.BGate, b.Gate);
-        Activations.Forward<T>(_c.Activation, b.Up.AsSpan(0, hidden), _c.GatedMlp ? b.Gate.AsSpan(0, hidden) : default,
-            b.Act.AsSpan(0, hidden), b.Scratch.AsSpan(0, hidden));
+        Activations.Forward(_c.Activation, b.Up, b.Gate, b.Act, qRows, _c.DMlp, _parallel);
         inject?.Apply(NodeType.Neuron, s.Layer, b.Act, _c.DMlp, nq, s.Qa, nq);
         Linear(b.Act, qRows, lw.WOut, lw.BOut, b.MlpOut);
         inject?.Apply(NodeType.MlpOut, s.Layer, b.MlpOut, d, nq, s.Qa, nq);
@@ -531,7 +533,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     private sealed class Workspace
     {
         // Fields, not properties: Get takes them by reference to grow them.
-        public T[] Normed = [], Mid = [], Scratch = [], Out = [], GatherK = [], GatherQ = [], Logits = [];
+        public T[] Normed = [], Mid = [], Out = [], GatherK = [], GatherQ = [], Logits = [];
         public T[] Q = [], K = [], V = [], Z = [], AttnOut = [], Up = [], Gate = [], Act = [], MlpOut = [], X = [];
         public T[] D1 = [], D2 = [], D3 = [], D4 = [], D5 = [];
 
@@ -543,7 +545,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
 
         public void Clear()
         {
-            Normed = Mid = Scratch = Out = GatherK = GatherQ = Logits = [];
+            Normed = Mid = Out = GatherK = GatherQ = Logits = [];
             Q = K = V = Z = AttnOut = Up = Gate = Act = MlpOut = X = [];
             D1 = D2 = D3 = D4 = D5 = [];
         }
