@@ -2,6 +2,16 @@ using System.Numerics;
 
 namespace AtpFast.Cpu;
 
+/// <summary>What every CPU cache tells its engine: who made it and whether it was disposed.</summary>
+internal interface ICpuCache
+{
+    /// <summary>The engine that made it.</summary>
+    object Owner { get; }
+
+    /// <summary>True once disposed (its arrays went back to the pool).</summary>
+    bool Disposed { get; }
+}
+
 /// <summary>
 /// A cached forward pass on the CPU. Per layer, row-major with row = example·T + position:
 /// <c>ResidPre[l]</c> [rows, d] (index L = after the last block), <c>Q[l]</c> [rows, H·HeadDim] and <c>K[l]</c>,
@@ -10,7 +20,7 @@ namespace AtpFast.Cpu;
 /// pre-activations and <c>Act[l]</c> post-activations [rows, DMlp]; <c>LastLogits</c> [batch, VocabSize] at the
 /// last position.
 /// </summary>
-internal sealed class CpuRun<T> : IRunCache where T : unmanaged, INumber<T>
+internal sealed class CpuRun<T> : IRunCache, ICpuCache where T : unmanaged, INumber<T>
 {
     public CpuRun(object owner, BufferPool<T> pool, ModelConfig c, int batch, int seqLen)
     {
@@ -107,7 +117,7 @@ internal sealed class CpuRun<T> : IRunCache where T : unmanaged, INumber<T>
 /// residual after the last block), <c>DQ</c>, <c>DK</c> (after rotary), <c>DV</c>, <c>DZ</c>, <c>DAttnOut</c>,
 /// <c>DAct</c> (neurons), <c>DMlpOut</c>, and <c>DProbs</c> = ∂L/∂A [batch, H, T, T].
 /// </summary>
-internal sealed class CpuGradients<T> : IGradientCache where T : unmanaged, INumber<T>
+internal sealed class CpuGradients<T> : IGradientCache, ICpuCache where T : unmanaged, INumber<T>
 {
     public CpuGradients(object owner, BufferPool<T> pool, ModelConfig c, int batch, int seqLen)
     {

@@ -66,19 +66,15 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         }
     }
 
-    private CpuRun<T> Own(IRunCache run, string name)
-    {
-        ArgumentNullException.ThrowIfNull(run, name);
-        if (run is not CpuRun<T> cpu || !ReferenceEquals(cpu.Owner, this))
-            throw new ArgumentException($"{name} was not made by this backend", name);
-        ObjectDisposedException.ThrowIf(cpu.Disposed, cpu);
-        return cpu;
-    }
+    private CpuRun<T> Own(IRunCache run, string name) => Own<CpuRun<T>>(run, name);
 
-    private CpuGradients<T> Own(IGradientCache gradients, string name)
+    private CpuGradients<T> Own(IGradientCache gradients, string name) => Own<CpuGradients<T>>(gradients, name);
+
+    /// <summary>The cache as this engine's own type; a foreign, disposed or null handle is an error, not a crash.</summary>
+    private TCache Own<TCache>(object? cache, string name) where TCache : class, ICpuCache
     {
-        ArgumentNullException.ThrowIfNull(gradients, name);
-        if (gradients is not CpuGradients<T> cpu || !ReferenceEquals(cpu.Owner, this))
+        ArgumentNullException.ThrowIfNull(cache, name);
+        if (cache is not TCache cpu || !ReferenceEquals(cpu.Owner, this))
             throw new ArgumentException($"{name} was not made by this backend", name);
         ObjectDisposedException.ThrowIf(cpu.Disposed, cpu);
         return cpu;
