@@ -2,8 +2,8 @@ using AtpFast.Cpu;
 
 namespace AtpFast.Gpu;
 
-/// <summary>Backend choice for the tools and the API: <c>cpu</c>, <c>cuda</c> (a CUDA device; an error without one) or
-/// <c>auto</c> (the CUDA device when one is present, else the CPU).</summary>
+/// <summary>Backend choice for the tools and the API: <c>cpu</c>, <c>cuda</c> (the first CUDA device; an error without
+/// one) or <c>auto</c> (the CUDA device when one is usable, else the CPU).</summary>
 public static class Backends
 {
     /// <summary>The names <see cref="Create"/> accepts.</summary>
@@ -13,18 +13,21 @@ public static class Backends
     /// <param name="weights">The model.</param>
     /// <param name="kind">cpu, cuda or auto.</param>
     /// <param name="threads">CPU worker threads (0 = all cores).</param>
-    /// <exception cref="AtpFastException">An unknown kind, or <c>cuda</c> without a usable CUDA device.</exception>
-    public static IBackend Create(ModelWeights weights, string kind = "auto", int threads = 0)
+    /// <param name="precision">fp32 (default); fp64 on the CPU; TF32 or BF16 on a CUDA device.</param>
+    /// <exception cref="AtpFastException">An unknown kind, or <c>cuda</c> without a usable CUDA device (the message says why).</exception>
+    public static IBackend Create(ModelWeights weights, string kind = "auto", int threads = 0, Precision precision = Precision.Float32)
     {
         ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(kind);
         switch (kind.Trim().ToLowerInvariant())
         {
             case "cpu":
-                return new CpuBackend(weights, Precision.Float32, threads);
+                return new CpuBackend(weights, precision, threads);
             case "cuda":
-                throw new AtpFastException("the CUDA backend is not available in this build yet (the ILGPU backend is in progress); use --backend cpu");
+                return GpuBackend.CreateCuda(weights, precision);
             case "auto":
-                return new CpuBackend(weights, Precision.Float32, threads);
+                return GpuBackend.TryCreateCuda(weights, precision, out _) ?? (IBackend)new CpuBackend(weights,
+                    precision is Precision.Tf32 or Precision.Bf16 ? Precision.Float32 : precision, threads);
             default:
                 throw new AtpFastException($"unknown backend '{kind}' (expected cpu, cuda or auto)");
         }

@@ -7,6 +7,12 @@ public enum Precision
     Float32,
     /// <summary>IEEE fp64 everywhere (CPU only; used for gradient checks).</summary>
     Float64,
+    /// <summary>Matrix products on tensor cores with TF32 inputs (10-bit mantissa) and fp32 accumulation; everything
+    /// else fp32 (GPU backend).</summary>
+    Tf32,
+    /// <summary>Matrix products on tensor cores with BF16 inputs (8-bit mantissa) and fp32 accumulation; everything else
+    /// fp32 (GPU backend).</summary>
+    Bf16,
 }
 
 /// <summary>
@@ -115,6 +121,11 @@ public interface IBackend : IDisposable
     /// or buffers of the wrong size.</exception>
     /// <exception cref="NonFiniteValueException">A NaN or infinity appeared (the message names the layer).</exception>
     void Forward(ReadOnlySpan<int> tokenIds, int batch, int seqLen, Span<float> logits);
+
+    /// <summary>The largest batch of <paramref name="seqLen"/>-token sequences whose two runs, two gradient caches and
+    /// QK-fix tables fit in this backend's memory at once: the attribution session never asks for more, so a batch
+    /// that does not fit is split rather than failing.</summary>
+    int MaxBatch(int seqLen);
 
     /// <summary>Runs a batch and keeps every node activation (see <see cref="IRunCache"/>).</summary>
     /// <param name="tokenIds">[batch, seqLen] token ids.</param>

@@ -45,7 +45,7 @@ internal sealed class AttributionSession : IDisposable
         Space = new NodeSpace(Config, SeqLen);
         Cost = new CostModel(Config, SeqLen);
         MetricColumns = options.Metric is MetricKind.LogitDiff or MetricKind.NormalizedLogitDiff ? 2 : Config.VocabSize;
-        int batch = Math.Max(1, options.PairsPerBatch);
+        int batch = Math.Max(1, Math.Min(options.PairsPerBatch, backend.MaxBatch(SeqLen)));
         ChunkCount = (pairs.Count + batch - 1) / batch;
         ChunkSize = batch;
         _cached = new Chunk?[ChunkCount];

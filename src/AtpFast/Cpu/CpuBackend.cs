@@ -21,7 +21,7 @@ public sealed class CpuBackend : IBackend
         {
             Precision.Float32 => new CpuEngine<float>(weights, threads, "cpu-fp32"),
             Precision.Float64 => new CpuEngine<double>(weights, threads, "cpu-fp64"),
-            _ => throw new ArgumentOutOfRangeException(nameof(precision)),
+            _ => throw new ArgumentOutOfRangeException(nameof(precision), $"the CPU backend runs fp32 or fp64, not {precision}"),
         };
     }
 
@@ -40,6 +40,9 @@ public sealed class CpuBackend : IBackend
     /// <inheritdoc/>
     public void Forward(ReadOnlySpan<int> tokenIds, int batch, int seqLen, Span<float> logits) =>
         _engine.Forward(tokenIds, batch, seqLen, logits);
+
+    /// <inheritdoc/>
+    public int MaxBatch(int seqLen) => _engine.MaxBatch(seqLen);
 
     /// <inheritdoc/>
     public IRunCache Run(ReadOnlySpan<int> tokenIds, int batch, int seqLen) => _engine.Run(tokenIds, batch, seqLen);

@@ -15,15 +15,7 @@ internal sealed partial class CpuEngine<T>
         var base_ = Own(request.BaseRun, nameof(request.BaseRun));
         var source = Own(request.SourceRun, nameof(request.SourceRun));
         var g = Own(request.Gradients, nameof(request.Gradients));
-        SameShape(base_, source, "attribution");
-        if (g.Batch != base_.Batch || g.SeqLen != base_.SeqLen) throw new ArgumentException("gradients shaped for another run");
-        var space = new NodeSpace(_c, base_.SeqLen);
-        if (sumAbs.Length != space.Count || sumSigned.Length != space.Count)
-            throw new ArgumentException($"score arrays must hold NodeSpace.Count = {space.Count} entries");
-        if (request.FromLayer < 0 || request.ToLayer > g.ValidThroughLayer || request.FromLayer > request.ToLayer)
-            throw new ArgumentOutOfRangeException(nameof(request), $"layers {request.FromLayer}..{request.ToLayer} outside the gradients' 0..{g.ValidThroughLayer}");
-        if (request.LayerWeights.Length != _c.Layers || request.LayerWeights.Any(w => !(w >= 0)))
-            throw new ArgumentException($"LayerWeights must hold {_c.Layers} non-negative weights");
+        var space = BackendChecks.Attribution(_c, request, g, sumAbs.Length, sumSigned.Length);
         EnsureRotary(base_.SeqLen);
 
         bool qk = request.QkFix && (request.Types & (NodeTypes.Query | NodeTypes.Key)) != 0;

@@ -18,7 +18,7 @@ internal sealed partial class CpuEngine<T>
     {
         var base_ = Own(baseRun, nameof(baseRun));
         var source = Own(sourceRun, nameof(sourceRun));
-        SameShape(base_, source, "patching");
+        BackendChecks.SameShape(base_, source, "patching");
         ValidateTargets(targets, base_);
         if (values.Length != runs.Length) throw new ArgumentException($"values holds {values.Length}, expected {runs.Length}");
         EnsureRotary(base_.SeqLen);

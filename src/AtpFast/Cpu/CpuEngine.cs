@@ -49,23 +49,6 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
 
     // ---------------------------------------------------------------- validation
 
-    private void ValidateIds(ReadOnlySpan<int> tokenIds, int batch, int seqLen)
-    {
-        if (batch < 1) throw new InvalidModelInputException($"batch must be at least 1 (got {batch})");
-        if (seqLen < 1) throw new InvalidModelInputException("empty prompt: a sequence needs at least one token");
-        if (seqLen > _c.MaxSequenceLength)
-            throw new InvalidModelInputException($"sequence of {seqLen} tokens is longer than the model's {_c.MaxSequenceLength} positions");
-        long rows = (long)batch * seqLen;
-        if (tokenIds.Length != rows)
-            throw new InvalidModelInputException($"token id buffer holds {tokenIds.Length} ids, expected batch·seqLen = {rows}");
-        for (int i = 0; i < tokenIds.Length; i++)
-        {
-            if ((uint)tokenIds[i] >= (uint)_c.VocabSize)
-                throw new InvalidModelInputException(
-                    $"token id {tokenIds[i]} at sequence {i / seqLen}, position {i % seqLen} is outside the vocabulary [0, {_c.VocabSize})");
-        }
-    }
-
     private CpuRun<T> Own(IRunCache run, string name) => Own<CpuRun<T>>(run, name);
 
     private CpuGradients<T> Own(IGradientCache gradients, string name) => Own<CpuGradients<T>>(gradients, name);
@@ -80,45 +63,17 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         return cpu;
     }
 
-    private static void SameShape(CpuRun<T> a, CpuRun<T> b, string what)
-    {
-        if (a.Batch != b.Batch || a.SeqLen != b.SeqLen)
-            throw new InvalidModelInputException(
-                $"{what}: runs of {a.Batch}×{a.SeqLen} and {b.Batch}×{b.SeqLen} tokens differ in shape (clean and noise prompts must have equal token length)");
-    }
-
     private void ValidateTargets(MetricTargets targets, CpuRun<T> run)
     {
-        ArgumentNullException.ThrowIfNull(targets);
-        if (targets.Batch != run.Batch)
-            throw new ArgumentException($"metric targets describe {targets.Batch} examples, the run has {run.Batch}");
-        targets.Validate(_c.VocabSize);
-        if (targets.KlReference is { } reference) SameShape(Own(reference, "KL reference"), run, "KL reference");
+        BackendChecks.Targets(_c, targets, run);
+        if (targets.KlReference is { } reference) Own(reference, "KL reference");
     }
-
-    private void CheckNode(int batch, int seqLen, int example, Node node, int length)
-    {
-        if ((uint)example >= (uint)batch) throw new ArgumentOutOfRangeException(nameof(example));
-        if (node.IsAllPositions) throw new ArgumentException("read and write single-position nodes, not @* aggregates", nameof(node));
-        var space = new NodeSpace(_c, seqLen);
-        space.Id(node); // range check
-        if (length != space.Width(node.Type))
-            throw new ArgumentException($"node {node.Name} has {space.Width(node.Type)} features, the buffer {length}");
-    }
-
-    /// <summary>Offset of <paramref name="node"/>'s features within a row of its site array.</summary>
-    private int FeatureOffset(Node node) => node.Type switch
-    {
-        <= NodeType.HeadOutput => node.Index * _c.HeadDim,
-        NodeType.Neuron => node.Index,
-        _ => 0,
-    };
 
     // ---------------------------------------------------------------- passes
 
     public void Forward(ReadOnlySpan<int> tokenIds, int batch, int seqLen, Span<float> logits)
     {
-        ValidateIds(tokenIds, batch, seqLen);
+        BackendChecks.TokenIds(_c, tokenIds, batch, seqLen);
         long rows = (long)batch * seqLen;
         if (logits.Length != rows * _c.VocabSize)
             throw new InvalidModelInputException($"logits buffer holds {logits.Length} floats, expected batch·seqLen·vocab = {rows * _c.VocabSize}");
@@ -134,9 +89,17 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         CheckFinite(all.AsSpan(0, n * vocab), vocab * seqLen, "forward", _c.Layers, "logits");
     }
 
+    /// <summary>Managed arrays are the limit on the CPU: the largest of a run's arrays must stay below Array.MaxLength.</summary>
+    public int MaxBatch(int seqLen)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(seqLen, 1);
+        long perExample = Math.Max((long)_c.Heads * seqLen * seqLen, Math.Max((long)seqLen * _c.DMlp, _c.VocabSize));
+        return (int)Math.Clamp(Array.MaxLength / perExample, 1, int.MaxValue);
+    }
+
     public IRunCache Run(ReadOnlySpan<int> tokenIds, int batch, int seqLen)
     {
-        ValidateIds(tokenIds, batch, seqLen);
+        BackendChecks.TokenIds(_c, tokenIds, batch, seqLen);
         var run = new CpuRun<T>(this, _pool, _c, batch, seqLen);
         RunInto(run, tokenIds);
         return run;
@@ -226,30 +189,30 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     public void ReadNode(IRunCache run, int example, Node node, Span<double> values)
     {
         var cpu = Own(run, nameof(run));
-        CheckNode(cpu.Batch, cpu.SeqLen, example, node, values.Length);
+        BackendChecks.Node(_c, cpu.Batch, cpu.SeqLen, example, node, values.Length);
         var (array, width) = cpu.Site(node.Type, node.Layer, _c);
-        int start = (example * cpu.SeqLen + node.Position) * width + FeatureOffset(node);
+        int start = (example * cpu.SeqLen + node.Position) * width + BackendChecks.FeatureOffset(_c, node);
         for (int i = 0; i < values.Length; i++) values[i] = double.CreateTruncating(array[start + i]);
     }
 
     public void ReadGradient(IGradientCache gradients, int example, Node node, Span<double> values)
     {
         var g = Own(gradients, nameof(gradients));
-        CheckNode(g.Batch, g.SeqLen, example, node, values.Length);
+        BackendChecks.Node(_c, g.Batch, g.SeqLen, example, node, values.Length);
         if (node.Layer > g.ValidThroughLayer)
             throw new ArgumentException($"the gradient cache holds layers 0..{g.ValidThroughLayer}, not {node.Name}", nameof(node));
         var array = g.Site(node.Type, node.Layer);
         int width = array.Length / (g.Batch * g.SeqLen);
-        int start = (example * g.SeqLen + node.Position) * width + FeatureOffset(node);
+        int start = (example * g.SeqLen + node.Position) * width + BackendChecks.FeatureOffset(_c, node);
         for (int i = 0; i < values.Length; i++) values[i] = double.CreateTruncating(array[start + i]);
     }
 
     public void WriteNode(IRunCache run, int example, Node node, ReadOnlySpan<double> values)
     {
         var cpu = Own(run, nameof(run));
-        CheckNode(cpu.Batch, cpu.SeqLen, example, node, values.Length);
+        BackendChecks.Node(_c, cpu.Batch, cpu.SeqLen, example, node, values.Length);
         var (array, width) = cpu.Site(node.Type, node.Layer, _c);
-        int start = (example * cpu.SeqLen + node.Position) * width + FeatureOffset(node);
+        int start = (example * cpu.SeqLen + node.Position) * width + BackendChecks.FeatureOffset(_c, node);
         for (int i = 0; i < values.Length; i++) array[start + i] = T.CreateTruncating(values[i]);
         cpu.Version++;
     }

@@ -166,3 +166,17 @@ public sealed class CpuFp64GradientCheckTests(ITestOutputHelper output) : Gradie
 
     protected override double Tolerance => 1e-7;
 }
+
+public sealed class IlgpuCpuAcceleratorGradientCheckTests(ITestOutputHelper output) : GradientCheckTests(output)
+{
+    protected override IBackend CreateBackend(ModelWeights weights) => Gpu.GpuBackends.CpuAccelerator(weights);
+
+    protected override double Tolerance => 1e-3;
+}
+
+public sealed class CudaGradientCheckTests(ITestOutputHelper output) : GradientCheckTests(output)
+{
+    protected override IBackend CreateBackend(ModelWeights weights) => Gpu.GpuBackends.Cuda(weights);
+
+    protected override double Tolerance => 1e-3;
+}
