@@ -10,7 +10,7 @@ namespace AtpFast.Cli;
 /// <summary>
 /// <c>atpfast demo</c>: AtP* on the embedded IOI model over its held-out prompt pairs (the largest group of equal token
 /// length), the top nodes verified by exact patching, the false-negative bound over the rest, the cost against brute
-/// force, and the tidy table written to <c>atpfast-demo/</c>.
+/// force, and the tidy table, summary.json and report.html written to <c>atpfast-demo/</c>.
 /// </summary>
 internal static class DemoCommand
 {

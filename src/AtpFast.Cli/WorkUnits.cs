@@ -154,9 +154,9 @@ internal sealed record UnitResult(
             return new UnitResult(unit, pairs, estimate, signed, depths, cost, double.IsNaN(clean) ? null : clean,
                 double.IsNaN(noise) ? null : noise, seconds, backend);
         }
-        catch (Exception e) when (e is IOException or EndOfStreamException or FormatException)
+        catch (Exception e) when (e is IOException or FormatException or ArgumentException or OverflowException or UnauthorizedAccessException)
         {
-            return null;
+            return null; // damaged or unreadable: the unit is computed again
         }
     }
 }

@@ -41,6 +41,21 @@ public sealed class RunResumeTests
     }
 
     [Fact]
+    public void A_damaged_unit_file_is_computed_again()
+    {
+        using var dir = new TempFolder("resume-damaged");
+        string tasks = CliTasks.Stories260K(dir.Path);
+        using var interrupt = new CancellationTokenSource();
+        Assert.Equal(ExitCodes.Interrupted, RunCommand.Execute(Request(tasks, dir["out"]), interrupt.Token, afterUnit: _ => interrupt.Cancel()));
+        string unit = dir["out/units/unit-000000.bin"];
+        byte[] bytes = File.ReadAllBytes(unit);
+        File.WriteAllBytes(unit, bytes[..(bytes.Length / 2)]);
+        var computed = new List<int>();
+        Assert.Equal(0, RunCommand.Execute(Request(tasks, dir["out"]) with { Resume = true }, CancellationToken.None, computed.Add));
+        Assert.Equal([0, 1, 2], computed);
+    }
+
+    [Fact]
     public void Resume_with_other_settings_is_refused_and_keeps_the_units()
     {
         using var dir = new TempFolder("resume-mismatch");
