@@ -10,7 +10,7 @@ namespace AtpFast.Cli;
 /// <summary>
 /// <c>atpfast demo</c>: AtP* on the embedded IOI model over its held-out prompt pairs (the largest group of equal token
 /// length), the top nodes verified by exact patching, the false-negative bound over the rest, the cost against brute
-/// force, and the tidy table written to <c>atpfast-demo/</c>.
+/// force, and the tidy table, summary.json and report.html written to <c>atpfast-demo/</c>.
 /// </summary>
 internal static class DemoCommand
 {
@@ -36,21 +36,12 @@ internal static class DemoCommand
         var options = new AttributionOptions { VerifyTop = 20, BoundAlpha = 0.05 };
         var result = ProgressDisplay.Run(progress => AtpFast.Attribution.Attribution.Run(backend, pairs, options with { Progress = progress }));
 
-        if (result.BaselineMetric is { } baseline)
-            AnsiConsole.MarkupLine(F($"mean logit difference: clean {baseline.Clean:F2}, noise {baseline.Noise:F2}"));
-        var table = new Table().AddColumns("rank", "node", "AtP* (mean |·|)", "AtP* signed", "exact effect (verified)");
-        foreach (var row in result.Rows.Take(15))
-        {
-            table.AddRow(row.Rank.ToString(CultureInfo.InvariantCulture), row.Node.Name, F($"{row.Estimate:F3}"), F($"{row.SignedEstimate:+0.000;-0.000}"),
-                row.VerifiedEffect is { } v ? F($"{v:+0.000;-0.000}") : "");
-        }
-        AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine(F($"cost per prompt pair, in forward-pass equivalents: AtP* {result.MethodCost:F1} + verifying the top 20 {result.VerificationCost:F1} + bound {result.Bound?.CostForwardEquivalents ?? 0:F1} = {result.TotalCost:F1}; ") +
-                               F($"brute-force exact patching of all {result.Rows.Count:N0} nodes {result.BruteForceCost:N0} ({result.BruteForceCost / result.MethodCost:N0}× AtP*'s own cost)"));
-        if (result.Bound is { } bound) AnsiConsole.MarkupLine(Markup.Escape(bound.Describe()));
-        foreach (string note in result.Notes) AnsiConsole.MarkupLine("[yellow]" + Markup.Escape(note) + "[/]");
-        ResultFiles.Write(result, outDir, "embedded ioi-gpt2", source.Model.Sha256);
-        AnsiConsole.MarkupLine(F($"{result.Elapsed.TotalSeconds:F1} s; wrote {Markup.Escape(Path.Combine(outDir, "results.jsonl"))}, results.csv, summary.json"));
+        ResultPrinter.Print(result);
+        var tok = source.RequireTokenizer();
+        var context = new RunContext("embedded ioi-gpt2", source.Model.Sha256, "embedded tasks.jsonl (held-out IOI pairs)", all.Count,
+            [.. pairs[0].Clean.Select(id => tok.Decode([id]))], "cpu", Command: "atpfast demo");
+        ResultFiles.Write(result, outDir, context);
+        AnsiConsole.MarkupLine(F($"{result.Elapsed.TotalSeconds:F1} s; wrote {Markup.Escape(Path.Combine(outDir, "report.html"))} (open it in a browser), results.jsonl, results.csv, summary.json"));
         return ExitCodes.Ok;
     }
 

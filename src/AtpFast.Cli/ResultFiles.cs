@@ -5,29 +5,54 @@ using AtpFast.Attribution;
 
 namespace AtpFast.Cli;
 
-/// <summary>Writes an attribution result as the tidy table (results.jsonl, results.csv) and summary.json, each file
-/// atomically (temporary file, then rename).</summary>
+/// <summary>Where a result came from, for summary.json and report.html.</summary>
+/// <param name="Model">The model as the user named it.</param>
+/// <param name="ModelSha256">SHA-256 of the ONNX file.</param>
+/// <param name="Tasks">The task file as the user named it.</param>
+/// <param name="AllPairs">Pairs in the task file (all token lengths).</param>
+/// <param name="PositionLabels">Text of each position of the first clean prompt, or null.</param>
+/// <param name="BackendRequested">--backend as given.</param>
+/// <param name="Units">Work units the run was cut into.</param>
+/// <param name="Shards">How many shards computed them (1: one process).</param>
+/// <param name="Command">The command line.</param>
+internal sealed record RunContext(string Model, string ModelSha256, string Tasks, int AllPairs, string[]? PositionLabels,
+    string BackendRequested = "cpu", int Units = 1, int Shards = 1, string? Command = null)
+{
+    public static string CommandLine() => "atpfast " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)
+        .Select(a => a.Contains(' ', StringComparison.Ordinal) || a.Length == 0 ? "\"" + a + "\"" : a));
+}
+
+/// <summary>Writes an attribution result as the tidy table (results.jsonl, results.csv), summary.json and report.html,
+/// each file atomically (temporary file, then rename).</summary>
 internal static class ResultFiles
 {
-    public static void Write(AttributionResult result, string directory, string model, string modelSha256)
+    public static readonly string[] Names = ["results.jsonl", "results.csv", "summary.json", "report.html"];
+
+    public static void Write(AttributionResult result, string directory, RunContext context)
     {
         Directory.CreateDirectory(directory);
         result.WriteJsonl(Path.Combine(directory, "results.jsonl"));
         AttributionTable.WriteAtomically(Path.Combine(directory, "results.csv"), w => AttributionTable.WriteCsv(result.Rows, w));
-        AttributionTable.WriteAtomically(Path.Combine(directory, "summary.json"), w => w.Write(Summary(result, model, modelSha256)));
+        AttributionTable.WriteAtomically(Path.Combine(directory, "summary.json"), w => w.Write(Summary(result, context)));
+        AttributionTable.WriteAtomically(Path.Combine(directory, "report.html"), w => w.Write(ReportHtml.Render(result, context)));
     }
 
+    public static string Version => typeof(ResultFiles).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
+
     /// <summary>Settings, model hash, costs, timings, the bound and notes as indented JSON.</summary>
-    public static string Summary(AttributionResult result, string model, string modelSha256)
+    public static string Summary(AttributionResult result, RunContext context)
     {
         var o = result.Options;
         var summary = new Dictionary<string, object?>
         {
-            ["atpfast"] = typeof(ResultFiles).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion,
+            ["atpfast"] = Version,
             ["dotnet"] = Environment.Version.ToString(),
-            ["model"] = model,
-            ["model_sha256"] = modelSha256,
+            ["model"] = context.Model,
+            ["model_sha256"] = context.ModelSha256,
+            ["tasks"] = context.Tasks,
+            ["task_file_pairs"] = context.AllPairs,
             ["backend"] = result.Backend,
+            ["backend_requested"] = context.BackendRequested,
             ["precision"] = result.Precision.ToString(),
             ["method"] = o.Method.Name(),
             ["metric"] = o.Metric.Name(),
@@ -37,6 +62,10 @@ internal static class ResultFiles
             ["pairs"] = result.Pairs,
             ["seq_len"] = result.SeqLen,
             ["verify_top"] = o.VerifyTop,
+            ["seed"] = o.Seed,
+            ["work_units"] = context.Units,
+            ["shards"] = context.Shards,
+            ["command"] = context.Command,
             ["meaningful"] = result.Meaningful,
             ["baseline_metric_clean"] = result.BaselineMetric?.Clean,
             ["baseline_metric_noise"] = result.BaselineMetric?.Noise,
@@ -63,6 +92,7 @@ internal static class ResultFiles
                 ["statement"] = b.Describe(),
             } : null,
             ["notes"] = result.Notes,
+            ["report"] = "report.html",
             ["written"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
         };
         return JsonSerializer.Serialize(summary, SummaryJson.Options);

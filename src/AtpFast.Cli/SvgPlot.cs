@@ -10,7 +10,9 @@ internal static class SvgPlot
     private static readonly string[] Palette = ["#000000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
     /// <summary>Series of (x, y) points with x, y &gt; 0, drawn on log axes with decade grid lines and a legend.</summary>
-    public static string LogLog(string title, string xLabel, string yLabel, IReadOnlyList<(string Name, IReadOnlyList<(double X, double Y)> Points)> series)
+    /// <param name="markers">Optional labelled points drawn as dots on top of the series.</param>
+    public static string LogLog(string title, string xLabel, string yLabel, IReadOnlyList<(string Name, IReadOnlyList<(double X, double Y)> Points)> series,
+        IReadOnlyList<(double X, double Y, string Label)>? markers = null)
     {
         const double W = 760, H = 460, Left = 70, Right = 230, Top = 40, Bottom = 50;
         var all = series.SelectMany(s => s.Points).Where(p => p.X > 0 && p.Y > 0).ToList();
@@ -44,6 +46,11 @@ internal static class SvgPlot
             Add($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"{(i == 0 ? 2.5 : 1.6)}\" points=\"{string.Join(" ", points)}\"/>");
             double ly = Top + 10 + i * 18;
             Add($"<line x1=\"{W - Right + 12}\" y1=\"{ly}\" x2=\"{W - Right + 36}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{W - Right + 42}\" y=\"{ly + 4}\">{Esc(series[i].Name)}</text>");
+        }
+        foreach (var (mx, my, label) in markers ?? [])
+        {
+            if (!(mx > 0 && my > 0)) continue;
+            Add($"<circle class=\"marker\" cx=\"{Px(mx):F1}\" cy=\"{Py(my):F1}\" r=\"5\" fill=\"#d62728\" stroke=\"white\" stroke-width=\"1.5\"/><text x=\"{Px(mx) + 8:F1}\" y=\"{Py(my) - 8:F1}\" font-size=\"11\">{Esc(label)}</text>");
         }
         Add($"</svg>");
         return sb.ToString();

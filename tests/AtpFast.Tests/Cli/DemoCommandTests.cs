@@ -4,7 +4,7 @@ using AtpFast.Cli;
 namespace AtpFast.Tests.Cli;
 
 /// <summary>README's first command: <c>atpfast demo</c> runs AtP* on the embedded model, verifies the top 20 and writes
-/// the tidy table and the summary.</summary>
+/// the tidy table, the summary and report.html.</summary>
 public sealed class DemoCommandTests
 {
     [Fact]
@@ -29,6 +29,9 @@ public sealed class DemoCommandTests
             Assert.True(cost.GetProperty("brute_force").GetDouble() > 100 * cost.GetProperty("method").GetDouble());
             Assert.Equal(32, summary.GetProperty("pairs").GetInt32());
             Assert.True(summary.GetProperty("bound").GetProperty("theta").GetDouble() > 0);
+            string report = File.ReadAllText(Path.Combine(dir, "report.html"));
+            Assert.Contains("<svg id=\"hm-z-head\"", report, StringComparison.Ordinal);
+            Assert.Contains("id=\"top-table\"", report, StringComparison.Ordinal);
             Assert.Empty(Directory.GetFiles(dir, "*.tmp-*"));
         }
         finally
