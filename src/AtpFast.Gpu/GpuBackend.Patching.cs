@@ -109,7 +109,7 @@ public sealed partial class GpuBackend
 
         // The last position: final norm, then only the columns the metric reads.
         var normed = buffers.Normed;
-        _k.Norm(count, W, x, _ws.Empty, _ws.Empty, normed, FinalNorm(new RowMap(1, s, s - 1)));
+        _k.Norm(count, W, x, normed, FinalNorm(new RowMap(1, s, s - 1)));
         bool two = targets.NeedsOnlyTwoColumns;
         int columns = two ? 2 : _c.VocabSize;
         var columnIds = _ws.EmptyInts;

@@ -204,7 +204,7 @@ public sealed partial class GpuBackend : IBackend
         RunInto(_plainRun, tokenIds);
         int n = (int)rows, d = _c.DModel, vocab = _c.VocabSize;
         var normed = _ws.Floats("normed", (long)n * d);
-        _k.Norm(n, W, _plainRun.ResidPre(_c.Layers), _ws.Empty, _ws.Empty, normed, FinalNorm(RowMap.Identity(n)));
+        _k.Norm(n, W, _plainRun.ResidPre(_c.Layers), normed, FinalNorm(RowMap.Identity(n)));
         var all = _ws.Floats("logits", (long)n * vocab);
         _k.Unembed(n * vocab, W, normed, _ws.EmptyInts, all, d, vocab, Weights.Unembedding.Offset, Weights.UnembeddingBias.Offset);
         CheckFinite(all, batch, "forward", _c.Layers, "logits");
@@ -253,7 +253,7 @@ public sealed partial class GpuBackend : IBackend
         }
         // Final norm of the last positions and their full-vocabulary logits (what every metric reads).
         var normed = _ws.Floats("normed", (long)batch * d);
-        _k.Norm(batch, W, run.ResidPre(_c.Layers), _ws.Empty, _ws.Empty, normed, FinalNorm(new RowMap(1, seqLen, seqLen - 1)));
+        _k.Norm(batch, W, run.ResidPre(_c.Layers), normed, FinalNorm(new RowMap(1, seqLen, seqLen - 1)));
         _k.Unembed(batch * _c.VocabSize, W, normed, _ws.EmptyInts, run.LastLogits, d, _c.VocabSize, Weights.Unembedding.Offset,
             Weights.UnembeddingBias.Offset);
         CheckFinite(run.LastLogits, batch, "forward", _c.Layers, "the last position's logits");
@@ -379,7 +379,7 @@ public sealed partial class GpuBackend : IBackend
         int d = _c.DModel, nk = s.Kb, nq = s.Qb - s.Qa, kRows = s.R * nk, qRows = s.R * nq;
 
         inject?.Apply(NodeType.ResidPre, s.Layer, xIn, d, s.S, 0, nk);
-        _k.Norm(kRows, W, xIn, _ws.Empty, _ws.Empty, b.Normed, BlockNorm(lw.AttnNormWeight, lw.AttnNormBias, new RowMap(nk, s.S, 0)));
+        _k.Norm(kRows, W, xIn, b.Normed, BlockNorm(lw.AttnNormWeight, lw.AttnNormBias, new RowMap(nk, s.S, 0)));
         Linear(b.Normed, kRows, lw.Wq, lw.Bq, b.Q);
         Linear(b.Normed, kRows, lw.Wk, lw.Bk, b.K);
         Linear(b.Normed, kRows, lw.Wv, lw.Bv, b.V);
@@ -421,7 +421,7 @@ public sealed partial class GpuBackend : IBackend
         var mlpNorm = _c.ParallelResidual
             ? BlockNorm(lw.MlpNormWeight, lw.MlpNormBias, new RowMap(nq, s.S, s.Qa))
             : BlockNorm(lw.MlpNormWeight, lw.MlpNormBias, RowMap.Identity(qRows));
-        _k.Norm(qRows, W, _c.ParallelResidual ? xIn : b.Mid, _ws.Empty, _ws.Empty, b.Normed, mlpNorm);
+        _k.Norm(qRows, W, _c.ParallelResidual ? xIn : b.Mid, b.Normed, mlpNorm);
         if (_c.GatedMlp) Linear(b.Normed, qRows, lw.WGate, lw.BGate, b.Gate);
         Gemm(b.Normed, new GemmShape(qRows, d, _c.DMlp, lw.WIn.Offset, false, false, lw.BIn.Offset, GemmEpilogue.Activation, Kind(_c.Activation)),
             b.Up, b.Act, b.Gate);
@@ -451,7 +451,7 @@ public sealed partial class GpuBackend : IBackend
     };
 
     private NormShape BlockNorm(TensorRef weight, TensorRef bias, RowMap input) =>
-        new(_c.DModel, weight.Offset, bias.Offset, _c.NormEps, _c.Norm == NormKind.LayerNorm, false, input);
+        new(_c.DModel, weight.Offset, bias.Offset, _c.NormEps, _c.Norm == NormKind.LayerNorm, input);
 
     private NormShape FinalNorm(RowMap input) => BlockNorm(Weights.FinalNormWeight, Weights.FinalNormBias, input);
 

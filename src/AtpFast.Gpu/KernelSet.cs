@@ -10,7 +10,7 @@ internal sealed class KernelSet
     public KernelSet(Accelerator a)
     {
         Embedding = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int>(EmbeddingKernel.Run);
-        Norm = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormShape>(NormKernel.Run);
+        Norm = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormShape>(NormKernel.Run);
         NormBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             int, int, float, Flag, Flag, RowMap>(NormBackwardKernel.Run);
         Rotary = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, Flag, int, int, Flag>(RotaryKernel.Run);
@@ -55,7 +55,7 @@ internal sealed class KernelSet
     }
 
     public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int> Embedding { get; }
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormShape> Norm { get; }
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormShape> Norm { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float, Flag, Flag, RowMap> NormBackward { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, Flag, int, int, Flag> Rotary { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Gemm { get; }

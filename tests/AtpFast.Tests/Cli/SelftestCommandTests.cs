@@ -52,6 +52,7 @@ public sealed class SelftestCommandTests
         public ModelWeights Weights => inner.Weights;
         public Precision Precision => inner.Precision;
         public void Dispose() => inner.Dispose();
+        public int MaxBatch(int seqLen) => inner.MaxBatch(seqLen);
 
         public void Forward(ReadOnlySpan<int> tokenIds, int batch, int seqLen, Span<float> logits)
         {
