@@ -200,6 +200,7 @@ int main(int argc, char **argv)
                 buffer_info.has_tokenizer == 0 && strcmp(buffer_info.sha256, model_info.sha256) == 0);
 
     size_t count = 0;
+    char name_probe[64];
     EXPECT(atp_model_node_count, ATP_ERR_NULL_ARGUMENT, atp_model_node_count(model, 14, ATP_NODES_DEFAULT, 0, NULL));
     EXPECT(atp_model_node_count, ATP_ERR_NULL_ARGUMENT, atp_model_node_count(NULL, 14, ATP_NODES_DEFAULT, 0, &count));
     EXPECT(atp_model_node_count, ATP_ERR_BAD_HANDLE, atp_model_node_count(dead_model, 14, ATP_NODES_DEFAULT, 0, &count));
@@ -211,8 +212,10 @@ int main(int argc, char **argv)
     EXPECT(atp_model_node_count, ATP_ERR_BAD_ARGUMENT, atp_model_node_count(model, 14, ATP_NODES_DEFAULT, -1, &count));
     EXPECT(atp_model_node_count, ATP_ERR_BAD_ARGUMENT, atp_model_node_count(model, 14, ATP_NODES_DEFAULT, 3, &count));
     EXPECT_THAT(atp_model_node_count, ATP_OK, atp_model_node_count(model, 14, ATP_NODES_DEFAULT, ATP_POSITIONS_PER_POSITION, &count), count == 29624);
+    EXPECT_THAT(atp_model_node_count, ATP_OK, atp_model_node_count(model, 14, ATP_NODES_DEFAULT, ATP_POSITIONS_ALL, &count), count == 29624 / 14);
     size_t space = 0;
     EXPECT(atp_model_node_count, ATP_OK, atp_model_node_count(model, 14, ATP_NODES_ALL, ATP_POSITIONS_BOTH, &space));
+    EXPECT(atp_model_node_name, ATP_OK, atp_model_node_name(model, 14, (int32_t)space - 1, name_probe, sizeof name_probe, NULL));
 
     char name[64];
     size_t needed = 0;
