@@ -81,7 +81,8 @@ public static class DeviceMath
         _ => gate * Sigmoid(gate) * up,
     };
 
-    /// <summary>exp(x) − 1 accurate near 0 (Kahan's correction).</summary>
+    /// <summary>exp(x) − 1 accurate near 0 (Kahan's correction). The same formula as the CPU backend's
+    /// <c>AtpFast.Cpu.Accurate</c>, written again because the kernels depend on ILGPU only (and core not on them).</summary>
     public static double ExpM1(double x)
     {
         double u = Math.Exp(x);
