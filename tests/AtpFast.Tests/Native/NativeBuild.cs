@@ -131,7 +131,7 @@ internal static class NativeBuild
 
     public static string Tail(string text, int chars) => text.Length <= chars ? text : "..." + text[^chars..];
 
-    public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr, TimeSpan Elapsed);
+    public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr);
 
     /// <summary>Runs <paramref name="program"/> to completion (killed after <paramref name="timeout"/>).</summary>
     public static ProcessResult Run(string program, string arguments, string workingDirectory, TimeSpan timeout,
@@ -148,7 +148,6 @@ internal static class NativeBuild
             StandardErrorEncoding = Encoding.UTF8,
         };
         environment?.Invoke(info.Environment);
-        var clock = Stopwatch.StartNew();
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"cannot start {program}");
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
@@ -160,6 +159,6 @@ internal static class NativeBuild
             Assert.Fail($"{program} {arguments} did not finish within {timeout}:\n{Tail(stdout.Result, 3000)}\n{Tail(stderr.Result, 3000)}");
         }
         process.WaitForExit();
-        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result, clock.Elapsed);
+        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
     }
 }
