@@ -123,6 +123,7 @@ public static class AttributionEvaluation
         int k = Math.Max(1, Math.Min(maxK, nonzero));
         double bruteForce = 2 * session.Cost.Forward + ids.Sum(id => verifyCost[id]);
         var results = new List<MethodEvaluation>();
+        int[]? atpStarRanking = null; // the bound check below verifies AtP*'s ranking: reuse it when AtP* was evaluated
         foreach (var (method, budget) in methods)
         {
             if (!Attribution.IsMeaningful(method, options.Metric, options.Direction, out _)) continue;
@@ -131,6 +132,7 @@ public static class AttributionEvaluation
             var (scores, _) = Attribution.Score(session, method, ids, budget ?? options.Budget, meter, progress);
             var elapsed = clock.Elapsed;
             var ranking = VerifiedRecall.Rank(ids, scores.Estimate, scores.Depth);
+            if (method == AttributionMethod.AtpStar) atpStarRanking = ranking;
             double cost = meter.Total / session.PairCount;
             string label = budget is { } b ? F($"{method.Name()} (budget {b:G4})") : method.Name();
             results.Add(new MethodEvaluation(label, method, budget, cost,
@@ -142,8 +144,8 @@ public static class AttributionEvaluation
         if (options.BoundAlpha is not null && Attribution.IsMeaningful(AttributionMethod.AtpStar, options.Metric, options.Direction, out _))
         {
             var meter = new CostMeter();
-            var (scores, _) = Attribution.Score(session, AttributionMethod.AtpStar, ids, options.Budget, meter, progress);
-            var ranking = VerifiedRecall.Rank(ids, scores.Estimate);
+            var ranking = atpStarRanking ?? VerifiedRecall.Rank(ids,
+                Attribution.Score(session, AttributionMethod.AtpStar, ids, options.Budget, meter, progress).Scores.Estimate);
             int verify = Math.Min(options.VerifyTop, ranking.Length);
             var bound = FalseNegativeBound.Compute(session, ranking, verify, meter, progress);
             int worst = ranking.Skip(verify).DefaultIfEmpty(ranking[0]).MaxBy(id => truth.Estimate[id]);
