@@ -43,6 +43,10 @@ public static class MetricNames
         _ => throw new ArgumentOutOfRangeException(nameof(metric)),
     };
 
+    /// <summary>True when the metric reads only the answer and wrong logits (the unembedding needs two columns, not the
+    /// vocabulary).</summary>
+    public static bool NeedsOnlyTwoColumns(this MetricKind metric) => metric is MetricKind.LogitDiff or MetricKind.NormalizedLogitDiff;
+
     /// <summary>noising or denoising.</summary>
     public static string Name(this Direction direction) => direction switch
     {
@@ -130,7 +134,7 @@ public sealed class MetricTargets
     public int Batch => Answers.Length;
 
     /// <summary>True when the metric reads only the answer and wrong logits (the unembedding needs two columns).</summary>
-    public bool NeedsOnlyTwoColumns => Kind is MetricKind.LogitDiff or MetricKind.NormalizedLogitDiff;
+    public bool NeedsOnlyTwoColumns => Kind.NeedsOnlyTwoColumns();
 
     /// <summary>Checks the token ids against <paramref name="vocabSize"/>.</summary>
     /// <exception cref="InvalidModelInputException">An id outside the vocabulary.</exception>

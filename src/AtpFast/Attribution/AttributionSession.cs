@@ -44,7 +44,7 @@ internal sealed class AttributionSession : IDisposable
         SeqLen = pairs[0].Length;
         Space = new NodeSpace(Config, SeqLen);
         Cost = new CostModel(Config, SeqLen);
-        MetricColumns = options.Metric is MetricKind.LogitDiff or MetricKind.NormalizedLogitDiff ? 2 : Config.VocabSize;
+        MetricColumns = options.Metric.NeedsOnlyTwoColumns() ? 2 : Config.VocabSize;
         int batch = Math.Max(1, Math.Min(options.PairsPerBatch, backend.MaxBatch(SeqLen)));
         ChunkCount = (pairs.Count + batch - 1) / batch;
         ChunkSize = batch;
@@ -108,12 +108,14 @@ internal sealed class AttributionSession : IDisposable
         }
         var cleanRun = Backend.Run(clean, count, SeqLen);
         var noiseRun = Backend.Run(noise, count, SeqLen);
-        var ld = new MetricTargets(MetricKind.LogitDiff, answers, wrongs);
-        double[] ldClean = new double[count], ldNoise = new double[count];
-        Backend.Metric(cleanRun, ld, ldClean);
-        Backend.Metric(noiseRun, ld, ldNoise);
+        double[]? ldClean = null, ldNoise = null; // the normalised logit difference's LD_clean and LD_noise
         if (Options.Metric == MetricKind.NormalizedLogitDiff)
         {
+            var ld = new MetricTargets(MetricKind.LogitDiff, answers, wrongs);
+            ldClean = new double[count];
+            ldNoise = new double[count];
+            Backend.Metric(cleanRun, ld, ldClean);
+            Backend.Metric(noiseRun, ld, ldNoise);
             for (int e = 0; e < count; e++)
             {
                 if (!(Math.Abs(ldClean[e] - ldNoise[e]) >= Options.NormalizationGuard))

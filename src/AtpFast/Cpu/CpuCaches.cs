@@ -92,6 +92,9 @@ internal sealed class CpuRun<T> : IRunCache, ICpuCache where T : unmanaged, INum
     public T[][] MlpOut { get; }
     public T[] LastLogits { get; }
 
+    /// <summary>The last-position distribution when the run is a KL reference (computed on first use).</summary>
+    public ReferenceDistribution? Distribution { get; set; }
+
     public CpuRun<T> Clone() => new(this);
 
     /// <summary>The array holding nodes of <paramref name="type"/> in <paramref name="layer"/> and its row width.</summary>
@@ -108,8 +111,21 @@ internal sealed class CpuRun<T> : IRunCache, ICpuCache where T : unmanaged, INum
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
-    public void Dispose() => Disposed = true;
+    /// <summary>Returns the arrays to the pool; the cache can no longer be used.</summary>
+    public void Dispose()
+    {
+        if (Disposed) return;
+        Disposed = true;
+        _pool.Return(ResidPre, Q, K, V, Probs, Z, AttnOut, Up, Gate, Act, MlpOut, [LastLogits]);
+    }
+}
 
+/// <summary>The KL reference run's last-position distributions, log p and p [batch, vocab], computed once per run:
+/// every patched run of an example compares against the same one.</summary>
+internal sealed class ReferenceDistribution(double[] logProbs, double[] probs, int vocab)
+{
+    public ReadOnlySpan<double> LogProbs(int example) => logProbs.AsSpan(example * vocab, vocab);
+    public ReadOnlySpan<double> Probs(int example) => probs.AsSpan(example * vocab, vocab);
 }
 
 /// <summary>

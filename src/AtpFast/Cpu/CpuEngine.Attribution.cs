@@ -36,8 +36,10 @@ internal sealed partial class CpuEngine<T>
             }
         }
 
-        var abs = new double[space.Count];
-        var signed = new double[space.Count];
+        // This call's scores, added to the running sums at the end (scratch kept across the many calls of a sweep).
+        if (_scoreAbs.Length != space.Count) (_scoreAbs, _scoreSigned) = (new double[space.Count], new double[space.Count]);
+        else { Array.Clear(_scoreAbs); Array.Clear(_scoreSigned); }
+        var (abs, signed) = (_scoreAbs, _scoreSigned);
         var positions = request.Positions;
         var tables = qk ? QkTablesFor(base_, source) : null;
         Parallel.ForEach(items, _parallel, item =>
@@ -153,15 +155,7 @@ internal sealed partial class CpuEngine<T>
                 if (wantQ)
                     AddScores(space.Id(new Node(NodeType.Query, layer, h, 0)), seqLen, positions, queryScores, w, abs, signed);
             }
-            if (keyEach)
-            {
-                int first = space.Id(new Node(NodeType.Key, layer, kvh, 0));
-                for (int s = 0; s < seqLen; s++)
-                {
-                    abs[first + s] += w * Math.Abs(keyScores[s]);
-                    signed[first + s] += w * keyScores[s];
-                }
-            }
+            if (keyEach) AddScores(space.Id(new Node(NodeType.Key, layer, kvh, 0)), seqLen, PositionMode.PerPosition, keyScores, w, abs, signed);
             if (keyAll)
             {
                 int id = space.Id(new Node(NodeType.Key, layer, kvh, Node.AllPositions));
@@ -230,6 +224,7 @@ internal sealed partial class CpuEngine<T>
     }
 
     private QkTables? _qkTables;
+    private double[] _scoreAbs = [], _scoreSigned = [];
 
     private QkTables QkTablesFor(CpuRun<T> base_, CpuRun<T> source)
     {

@@ -15,17 +15,17 @@ internal sealed partial class CpuEngine<T>
     {
         var cpu = Own(run, nameof(run));
         var g = Own(gradients, nameof(gradients));
-        ValidateTargets(targets, cpu);
+        var reference = ValidateTargets(targets, cpu);
         if (g.Batch != cpu.Batch || g.SeqLen != cpu.SeqLen) throw new ArgumentException("gradient cache shaped for another run");
         EnsureRotary(cpu.SeqLen);
         int batch = cpu.Batch, seqLen = cpu.SeqLen, d = _c.DModel, vocab = _c.VocabSize, layers = _c.Layers;
-        var reference = targets.KlReference is null ? null : Own(targets.KlReference, "KL reference");
 
         // Seed: ∂L/∂logits at the last position → ∂L/∂h (final-norm output) → ∂L/∂resid after the last block.
         var top = g.DResidPre[layers];
         Array.Clear(top);
         var dLogits = new double[vocab];
         var dh = new T[d];
+        T[] xhat = new T[d], ghat = new T[d]; // NormBackwardRow's scratch
         var u = Weights.Unembedding;
         for (int e = 0; e < batch; e++)
         {
@@ -37,7 +37,7 @@ internal sealed partial class CpuEngine<T>
             }
             int row = (e + 1) * seqLen - 1;
             NormBackwardRow(cpu.ResidPre[layers].AsSpan(row * d, d), Weights.FinalNormWeight, dh, top.AsSpan(row * d, d),
-                new T[d], new T[d]);
+                xhat, ghat);
         }
         CheckFinite(top, seqLen * d, "backward", layers, "the gradient at the final norm");
         BackwardLayers(cpu, g, layers - 1);
@@ -65,7 +65,7 @@ internal sealed partial class CpuEngine<T>
     }
 
     /// <summary>∂metric/∂logits of example <paramref name="e"/> at the last position.</summary>
-    private void MetricGradient(MetricTargets targets, int e, ReadOnlySpan<T> logits, CpuRun<T>? reference, double[] grad)
+    private static void MetricGradient(MetricTargets targets, int e, ReadOnlySpan<T> logits, ReferenceDistribution? reference, double[] grad)
     {
         Array.Clear(grad);
         int a = targets.Answers[e], w = targets.Wrongs[e];
@@ -83,7 +83,7 @@ internal sealed partial class CpuEngine<T>
         }
         double lse = LogSumExp(logits);
         double pa = Math.Exp(double.CreateTruncating(logits[a]) - lse);
-        double refLse = reference is null ? 0 : LogSumExp(reference.LastLogits.AsSpan(e * _c.VocabSize, _c.VocabSize));
+        var pRef = targets.Kind == MetricKind.Kl ? reference!.Probs(e) : default;
         for (int v = 0; v < grad.Length; v++)
         {
             double p = Math.Exp(double.CreateTruncating(logits[v]) - lse);
@@ -91,7 +91,7 @@ internal sealed partial class CpuEngine<T>
             {
                 MetricKind.LogProb => -p,                       // ∂/∂z_v log p_a = δ_av − p_v
                 MetricKind.Prob => -pa * p,                     // ∂/∂z_v p_a = p_a·(δ_av − p_v)
-                MetricKind.Kl => p - Math.Exp(double.CreateTruncating(reference!.LastLogits[e * _c.VocabSize + v]) - refLse),
+                MetricKind.Kl => p - pRef[v],
                 _ => throw new InvalidOperationException(),
             };
         }

@@ -19,14 +19,11 @@ internal sealed partial class CpuEngine<T>
         var base_ = Own(baseRun, nameof(baseRun));
         var source = Own(sourceRun, nameof(sourceRun));
         BackendChecks.SameShape(base_, source, "patching");
-        ValidateTargets(targets, base_);
+        var reference = ValidateTargets(targets, base_);
         if (values.Length != runs.Length) throw new ArgumentException($"values holds {values.Length}, expected {runs.Length}");
         EnsureRotary(base_.SeqLen);
-        var reference = targets.KlReference is null ? null : Own(targets.KlReference, "KL reference");
         var space = new NodeSpace(_c, base_.SeqLen);
-        int seqLen = base_.SeqLen, layers = _c.Layers;
-        var baseMetric = new double[base_.Batch];
-        Metric(base_, targets, baseMetric);
+        int seqLen = base_.SeqLen, layers = _c.Layers, vocab = _c.VocabSize;
 
         var plans = new RunPlan[runs.Length];
         int planned = 0;
@@ -41,7 +38,7 @@ internal sealed partial class CpuEngine<T>
             var plan = PatchPlan.For(nodes, layers, seqLen, options.PrefixReuse);
             if (plan.NoEffect)
             {
-                values[i] = baseMetric[run.Example];
+                values[i] = MetricOfLogits(targets, run.Example, base_.LastLogits.AsSpan(run.Example * vocab, vocab), reference);
                 continue;
             }
             plans[planned++] = new RunPlan(i, plan.Layer, plan.Position, plan.OnePosition, run.Example);
@@ -81,7 +78,7 @@ internal sealed partial class CpuEngine<T>
     }
 
     private void RunBatch(CpuRun<T> base_, CpuRun<T> source, PatchRun[] runs, ReadOnlySpan<RunPlan> plans,
-        MetricTargets targets, CpuRun<T>? reference, double[] results)
+        MetricTargets targets, ReferenceDistribution? reference, double[] results)
     {
         int seqLen = base_.SeqLen, d = _c.DModel, layers = _c.Layers;
         int start = plans[0].Layer, p = plans[0].Position, s = seqLen - p, count = plans.Length;
@@ -160,6 +157,7 @@ internal sealed partial class CpuEngine<T>
     private sealed class Injector
     {
         private readonly ModelConfig _c;
+        private readonly NodeSpace _space;
         private readonly CpuRun<T> _source;
         private readonly int _seqLen, _firstPosition;
         private readonly List<(int Run, int Example, Node Node)>[,] _sites;
@@ -167,6 +165,7 @@ internal sealed partial class CpuEngine<T>
         public Injector(ModelConfig c, CpuRun<T> source, int layers, int seqLen, int firstPosition)
         {
             _c = c;
+            _space = new NodeSpace(c, seqLen);
             _source = source;
             _seqLen = seqLen;
             _firstPosition = firstPosition;
@@ -183,15 +182,10 @@ internal sealed partial class CpuEngine<T>
             var list = _sites[layer, (int)type];
             if (list is null) return;
             var (source, sourceWidth) = _source.Site(type, layer, _c);
-            int offset, length;
+            int length = _space.Width(type);
             foreach (var (run, example, node) in list)
             {
-                (offset, length) = node.Type switch
-                {
-                    <= NodeType.HeadOutput => (node.Index * _c.HeadDim, _c.HeadDim),
-                    NodeType.Neuron => (node.Index, 1),
-                    _ => (0, sourceWidth),
-                };
+                int offset = BackendChecks.FeatureOffset(_c, node);
                 int from = node.IsAllPositions ? 0 : node.Position, to = node.IsAllPositions ? _seqLen : node.Position + 1;
                 for (int t = Math.Max(from, _firstPosition + firstLocal); t < Math.Min(to, _firstPosition + firstLocal + count); t++)
                 {

@@ -63,10 +63,14 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         return cpu;
     }
 
-    private void ValidateTargets(MetricTargets targets, CpuRun<T> run)
+    /// <summary>Checks the targets against <paramref name="run"/>; returns the KL reference's distribution (null for
+    /// the other metrics).</summary>
+    private ReferenceDistribution? ValidateTargets(MetricTargets targets, CpuRun<T> run)
     {
         BackendChecks.Targets(_c, targets, run);
-        if (targets.KlReference is { } reference) Own(reference, "KL reference");
+        if (targets.KlReference is not { } reference) return null;
+        var cpu = Own<CpuRun<T>>(reference, "KL reference");
+        return targets.Kind == MetricKind.Kl ? cpu.Distribution ??= Distribution(cpu.LastLogits, _c.VocabSize) : null;
     }
 
     // ---------------------------------------------------------------- passes
@@ -78,8 +82,11 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         if (logits.Length != rows * _c.VocabSize)
             throw new InvalidModelInputException($"logits buffer holds {logits.Length} floats, expected batch·seqLen·vocab = {rows * _c.VocabSize}");
         if (_plainRun is null || _plainRun.Batch != batch || _plainRun.SeqLen != seqLen)
+        {
+            _plainRun?.Dispose();
             _plainRun = new CpuRun<T>(this, _pool, _c, batch, seqLen);
-        RunInto(_plainRun, tokenIds);
+        }
+        RunInto(_plainRun, tokenIds, lastLogits: false); // every position's logits are computed below
         int d = _c.DModel, vocab = _c.VocabSize, n = (int)rows;
         var normed = _ws.Get(ref _ws.Normed, n * d);
         Norm(_plainRun.ResidPre[_c.Layers], n, normed, Weights.FinalNormWeight, Weights.FinalNormBias);
@@ -101,14 +108,15 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     {
         BackendChecks.TokenIds(_c, tokenIds, batch, seqLen);
         var run = new CpuRun<T>(this, _pool, _c, batch, seqLen);
-        RunInto(run, tokenIds);
+        RunInto(run, tokenIds, lastLogits: true);
         return run;
     }
 
-    private void RunInto(CpuRun<T> run, ReadOnlySpan<int> tokenIds)
+    private void RunInto(CpuRun<T> run, ReadOnlySpan<int> tokenIds, bool lastLogits)
     {
         int batch = run.Batch, seqLen = run.SeqLen, rows = batch * seqLen, d = _c.DModel;
         tokenIds.CopyTo(run.Tokens);
+        run.Distribution = null;
         EnsureRotary(seqLen);
 
         var x = run.ResidPre[0];
@@ -136,6 +144,7 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         }
 
         // Final norm and the full-vocabulary logits of the last position only (what every metric reads).
+        if (!lastLogits) return;
         var lastRows = _ws.Get(ref _ws.Out, batch * d);
         for (int b = 0; b < batch; b++)
             run.ResidPre[_c.Layers].AsSpan(((b + 1) * seqLen - 1) * d, d).CopyTo(lastRows.AsSpan(b * d, d));
@@ -148,16 +157,15 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     public void Metric(IRunCache run, MetricTargets targets, Span<double> values)
     {
         var cpu = Own(run, nameof(run));
-        ValidateTargets(targets, cpu);
+        var reference = ValidateTargets(targets, cpu);
         if (values.Length != cpu.Batch) throw new ArgumentException($"values holds {values.Length}, expected {cpu.Batch}");
-        var reference = targets.KlReference is null ? null : Own(targets.KlReference, "KL reference");
         int vocab = _c.VocabSize;
         for (int e = 0; e < cpu.Batch; e++)
             values[e] = MetricOfLogits(targets, e, cpu.LastLogits.AsSpan(e * vocab, vocab), reference);
     }
 
     /// <summary>The metric of example <paramref name="e"/> from its full last-position logits.</summary>
-    private double MetricOfLogits(MetricTargets targets, int e, ReadOnlySpan<T> logits, CpuRun<T>? reference)
+    private double MetricOfLogits(MetricTargets targets, int e, ReadOnlySpan<T> logits, ReferenceDistribution? reference)
     {
         double a = double.CreateTruncating(logits[targets.Answers[e]]);
         double w = double.CreateTruncating(logits[targets.Wrongs[e]]);
@@ -166,15 +174,29 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
         double kl = 0;
         if (targets.Kind == MetricKind.Kl)
         {
-            var refLogits = reference!.LastLogits.AsSpan(e * _c.VocabSize, _c.VocabSize);
-            double refLse = LogSumExp(refLogits);
+            var logRef = reference!.LogProbs(e);
+            var pRef = reference.Probs(e);
             for (int v = 0; v < logits.Length; v++)
-            {
-                double logRef = double.CreateTruncating(refLogits[v]) - refLse;
-                kl += Math.Exp(logRef) * (logRef - (double.CreateTruncating(logits[v]) - lse));
-            }
+                kl += pRef[v] * (logRef[v] - (double.CreateTruncating(logits[v]) - lse));
         }
         return targets.Value(e, a, w, lse, kl);
+    }
+
+    /// <summary>log p and p of the last-position distributions [batch, vocab] of <paramref name="lastLogits"/>.</summary>
+    private static ReferenceDistribution Distribution(T[] lastLogits, int vocab)
+    {
+        var logProbs = new double[lastLogits.Length];
+        var probs = new double[lastLogits.Length];
+        for (int start = 0; start < lastLogits.Length; start += vocab)
+        {
+            double lse = LogSumExp(lastLogits.AsSpan(start, vocab));
+            for (int v = start; v < start + vocab; v++)
+            {
+                logProbs[v] = double.CreateTruncating(lastLogits[v]) - lse;
+                probs[v] = Math.Exp(logProbs[v]);
+            }
+        }
+        return new ReferenceDistribution(logProbs, probs, vocab);
     }
 
     private static double LogSumExp(ReadOnlySpan<T> logits)
