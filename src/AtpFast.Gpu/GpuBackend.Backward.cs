@@ -38,7 +38,7 @@ public sealed partial class GpuBackend
         Gemm(dLogits, new GemmShape(batch, vocab, d, Weights.Unembedding.Offset, false, false, -1, GemmEpilogue.Plain, default), dh,
             _ws.Empty, _ws.Empty);
         var top = g.DResidPre(layers);
-        _k.Fill((int)top.Length, top, 0f);
+        top.MemSetToZero();
         _k.NormBackward(batch, W, gpu.ResidPre(layers), _ws.Empty, dh, top, d, Weights.FinalNormWeight.Offset, _c.NormEps,
             _c.Norm == NormKind.LayerNorm, false, new RowMap(1, seqLen, seqLen - 1));
         CheckFinite(top, batch, "backward", layers, "the gradient at the final norm");
@@ -63,7 +63,7 @@ public sealed partial class GpuBackend
         // gradient and resid_pre of l receives the skip path's gradient, the one at resid_post of l.
         int l = droppedLayer;
         foreach (var view in new[] { g.DQ(l), g.DK(l), g.DV(l), g.DZ(l), g.DAttnOut(l), g.DAct(l), g.DMlpOut(l), g.DProbs(l) })
-            _k.Fill((int)view.Length, view, 0f);
+            view.MemSetToZero();
         f.DResidPre(l + 1).CopyTo(g.DResidPre(l));
         BackwardLayers(gpu, g, l - 1);
         g.ValidThroughLayer = l;

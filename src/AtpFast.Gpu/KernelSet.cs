@@ -33,7 +33,6 @@ internal sealed class KernelSet
         ActivationBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ActivationKind>(ActivationBackwardKernel.Run);
         Add = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(AddKernel.Run);
-        Fill = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(FillKernel.Run);
         FiniteCheck = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int>(FiniteCheckKernel.Run);
         RowCopy = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, RowMap, RowMap>(RowCopyKernel.Run);
         SegmentCopy = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int>(SegmentCopyKernel.Run);
@@ -70,7 +69,6 @@ internal sealed class KernelSet
         AttentionBackwardShape> AttentionKeys { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ActivationKind> ActivationBackward { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add { get; }
-    public Action<Index1D, ArrayView<float>, float> Fill { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<int>, int> FiniteCheck { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, RowMap, RowMap> RowCopy { get; }
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int> SegmentCopy { get; }
