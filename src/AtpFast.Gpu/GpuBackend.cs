@@ -39,14 +39,13 @@ public sealed partial class GpuBackend : IBackend
         _context = context;
         _acc = accelerator;
         _cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
-        if (!_cuda && precision is Precision.Tf32 or Precision.Bf16 && accelerator.WarpSize != 32)
-            throw new AtpFastException($"{precision} needs tensor cores (a CUDA device) or a CPU accelerator with warps of 32 threads");
+        // Loads the kernels, only the GEMM this precision uses; throws when the device cannot run it (before any upload).
+        _k = new KernelSet(accelerator, precision);
         Weights = weights;
         Precision = precision;
         _c = weights.Config;
         _slab = Allocate<float>(weights.Slab.Length, "the weights");
         _slab.View.CopyFromCPU(weights.Slab);
-        _k = new KernelSet(accelerator);
         _ws = new DeviceWorkspace(this);
         string precisionName = precision switch { Precision.Tf32 => "tf32", Precision.Bf16 => "bf16", _ => "fp32" };
         Name = _cuda ? $"cuda-{precisionName}" : $"ilgpu-cpu-{precisionName}";
@@ -64,6 +63,7 @@ public sealed partial class GpuBackend : IBackend
         ArgumentNullException.ThrowIfNull(weights);
         CudaDriver.EnsureResolver();
         Context? context = null;
+        Accelerator? accelerator = null;
         try
         {
             context = Context.Create(b => b.Cuda().EnableAlgorithms());
@@ -75,11 +75,14 @@ public sealed partial class GpuBackend : IBackend
                 return null;
             }
             reason = null;
-            return new GpuBackend(weights, context, device.CreateAccelerator(context), precision);
+            accelerator = device.CreateAccelerator(context);
+            return new GpuBackend(weights, context, accelerator, precision);
         }
-        catch (Exception e) when (e is not AtpFastException)
+        catch (Exception e)
         {
+            accelerator?.Dispose();
             context?.Dispose();
+            if (e is AtpFastException) throw;
             reason = $"the CUDA device could not be opened: {e.Message}";
             return null;
         }
@@ -92,7 +95,18 @@ public sealed partial class GpuBackend : IBackend
         ArgumentNullException.ThrowIfNull(weights);
         var context = Context.Create(b => b.CPU().EnableAlgorithms());
         var device = precision is Precision.Tf32 or Precision.Bf16 ? new CPUDevice(32, 4, 1) : new CPUDevice(2, 2, 2);
-        return new GpuBackend(weights, context, device.CreateCPUAccelerator(context), precision);
+        Accelerator? accelerator = null;
+        try
+        {
+            accelerator = device.CreateCPUAccelerator(context);
+            return new GpuBackend(weights, context, accelerator, precision);
+        }
+        catch
+        {
+            accelerator?.Dispose();
+            context.Dispose();
+            throw;
+        }
     }
 
     /// <inheritdoc/>
@@ -459,27 +473,9 @@ public sealed partial class GpuBackend : IBackend
     private void Linear(ArrayView<float> x, int rows, TensorRef w, TensorRef b, ArrayView<float> y) =>
         Gemm(x, new GemmShape(rows, w.Rows, w.Cols, w.Offset, false, false, b.Offset, GemmEpilogue.Plain, default), y, _ws.Empty, _ws.Empty);
 
-    /// <summary>One GEMM on the kernel this backend's precision and device select.</summary>
-    private void Gemm(ArrayView<float> a, GemmShape s, ArrayView<float> c, ArrayView<float> c2, ArrayView<float> aux)
-    {
-        if (s.M == 0 || s.N == 0) return;
-        if (Precision is Precision.Tf32 or Precision.Bf16)
-        {
-            var config = new KernelConfig(new Index2D((s.N + GemmTensorCoreKernel.Tile - 1) / GemmTensorCoreKernel.Tile,
-                (s.M + GemmTensorCoreKernel.Tile - 1) / GemmTensorCoreKernel.Tile), new Index2D(GemmTensorCoreKernel.Threads, 1));
-            (Precision == Precision.Tf32 ? _k.GemmTf32! : _k.GemmBf16!)(config, a, W, c, c2, aux, s);
-        }
-        else if (_k.GemmTiled is not null)
-        {
-            var config = new KernelConfig(new Index2D((s.N + GemmTiledKernel.Tile - 1) / GemmTiledKernel.Tile, (s.M + GemmTiledKernel.Tile - 1) / GemmTiledKernel.Tile),
-                new Index2D(GemmTiledKernel.Threads, GemmTiledKernel.Threads));
-            _k.GemmTiled(config, a, W, c, c2, aux, s);
-        }
-        else
-        {
-            _k.Gemm(s.M * s.N, a, W, c, c2, aux, s);
-        }
-    }
+    /// <summary>One GEMM on the kernel this backend's precision and device select (<see cref="KernelSet.Gemm"/>).</summary>
+    private void Gemm(ArrayView<float> a, GemmShape s, ArrayView<float> c, ArrayView<float> c2, ArrayView<float> aux) =>
+        _k.RunGemm(a, W, c, c2, aux, s);
 
     private void EnsureRotary(int positions)
     {
