@@ -28,7 +28,7 @@ public sealed partial class GpuBackend
         var device = Targets(targets, reference);
         var examples = _ws.Identity(batch);
         var lse = _ws.Doubles("log-sum-exp", 2L * batch);
-        var shape = new MetricShape(Code(targets.Kind), vocab, vocab);
+        var shape = new MetricShape(Code(targets.Kind), vocab, vocab, TwoColumns: false);
         _k.MetricValue(batch, gpu.LastLogits, device.Reference, examples, device.Answers, device.Wrongs, device.Low, device.High,
             _ws.Doubles("metric values", batch), lse, shape);
         var dLogits = _ws.Floats("logit gradients", (long)batch * vocab);

@@ -122,7 +122,7 @@ public sealed partial class GpuBackend
         _k.Unembed(count * columns, W, normed, columnIds, logits, d, columns, Weights.Unembedding.Offset, Weights.UnembeddingBias.Offset);
         var values = _ws.Doubles("patched metrics", count);
         _k.MetricValue(count, logits, device.Reference, examples, device.Answers, device.Wrongs, device.Low, device.High, values,
-            _ws.Doubles("log-sum-exp", 2L * count), new MetricShape(Code(targets.Kind), columns, _c.VocabSize));
+            _ws.Doubles("log-sum-exp", 2L * count), new MetricShape(Code(targets.Kind), columns, _c.VocabSize, two));
         var host = new double[count];
         values.CopyToCPU(host);
         for (int r = 0; r < count; r++) results[batch[r].Index] = host[r];

@@ -282,7 +282,7 @@ public sealed partial class GpuBackend : IBackend
         var device = Targets(targets, reference);
         var result = _ws.Doubles("metric values", gpu.Batch);
         _k.MetricValue(gpu.Batch, gpu.LastLogits, device.Reference, _ws.Identity(gpu.Batch), device.Answers, device.Wrongs, device.Low,
-            device.High, result, _ws.Doubles("log-sum-exp", 2L * gpu.Batch), new MetricShape(Code(targets.Kind), _c.VocabSize, _c.VocabSize));
+            device.High, result, _ws.Doubles("log-sum-exp", 2L * gpu.Batch), new MetricShape(Code(targets.Kind), _c.VocabSize, _c.VocabSize, TwoColumns: false));
         var host = new double[gpu.Batch];
         result.CopyToCPU(host);
         host.CopyTo(values);
