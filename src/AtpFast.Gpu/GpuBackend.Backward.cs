@@ -118,12 +118,16 @@ public sealed partial class GpuBackend
             1f / MathF.Sqrt(_c.HeadDim));
         _k.AttentionRows(run.Batch * _c.Heads * run.SeqLen, run.Q(l), run.K(l), run.V(l), run.Probs(l), g.DZ(l), g.DProbs(l), g.DScores, g.DQ(l), shape);
         _k.AttentionKeys(run.Batch * _c.KvHeads * run.SeqLen, run.Q(l), run.Probs(l), g.DZ(l), g.DScores, g.DK(l), g.DV(l), shape);
-        var dQ = _ws.Floats("query gradient", (long)rows * _c.QueryWidth);
-        var dK = _ws.Floats("key gradient", (long)rows * _c.KvWidth);
-        g.DQ(l).CopyTo(dQ);
-        g.DK(l).CopyTo(dK);
+        // The cache keeps ∂L/∂q and ∂L/∂k after rotary (the nodes' values are after rotary); the projections need them
+        // before it, so with rotary invert a copy; without, read the cached gradients directly.
+        var dQ = g.DQ(l);
+        var dK = g.DK(l);
         if (_c.Rotary != RotaryStyle.None)
         {
+            dQ = _ws.Floats("query gradient", (long)rows * _c.QueryWidth);
+            dK = _ws.Floats("key gradient", (long)rows * _c.KvWidth);
+            g.DQ(l).CopyTo(dQ);
+            g.DK(l).CopyTo(dK);
             Rotate(dQ, rows, run.SeqLen, 0, _c.Heads, inverse: true);
             Rotate(dK, rows, run.SeqLen, 0, _c.KvHeads, inverse: true);
         }
