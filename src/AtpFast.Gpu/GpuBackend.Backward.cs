@@ -41,8 +41,10 @@ public sealed partial class GpuBackend
         top.MemSetToZero();
         _k.NormBackward(batch, W, gpu.ResidPre(layers), _ws.Empty, dh, top, d, Weights.FinalNormWeight.Offset, _c.NormEps,
             _c.Norm == NormKind.LayerNorm, false, new RowMap(1, seqLen, seqLen - 1));
-        CheckFinite(top, batch, "backward", layers, "the gradient at the final norm");
+        _finite.Begin(layers + 1, batch);
+        _finite.Check(top, batch, "backward", layers, "the gradient at the final norm");
         BackwardLayers(gpu, g, layers - 1);
+        _finite.End();
         g.ValidThroughLayer = layers - 1;
     }
 
@@ -65,17 +67,20 @@ public sealed partial class GpuBackend
         foreach (var view in new[] { g.DQ(l), g.DK(l), g.DV(l), g.DZ(l), g.DAttnOut(l), g.DAct(l), g.DMlpOut(l), g.DProbs(l) })
             view.MemSetToZero();
         f.DResidPre(l + 1).CopyTo(g.DResidPre(l));
+        _finite.Begin(l, gpu.Batch);
         BackwardLayers(gpu, g, l - 1);
+        _finite.End();
         g.ValidThroughLayer = l;
     }
 
-    /// <summary>Backward through blocks <paramref name="fromLayer"/> down to 0 (∂L/∂output of block l read from DResidPre[l + 1]).</summary>
+    /// <summary>Backward through blocks <paramref name="fromLayer"/> down to 0 (∂L/∂output of block l read from DResidPre[l + 1]),
+    /// one finite check per block in the pass the caller began.</summary>
     private void BackwardLayers(GpuRun run, GpuGradients g, int fromLayer)
     {
         for (int l = fromLayer; l >= 0; l--)
         {
             LayerBackward(run, g, l);
-            CheckFinite(g.DResidPre(l), run.Batch, "backward", l, "the gradient of the residual stream entering the block");
+            _finite.Check(g.DResidPre(l), run.Batch, "backward", l, "the gradient of the residual stream entering the block");
         }
     }
 

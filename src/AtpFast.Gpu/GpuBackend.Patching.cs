@@ -92,6 +92,7 @@ public sealed partial class GpuBackend
             Gate: _c.GatedMlp ? _ws.Floats("gate", (long)rows * _c.DMlp) : _ws.Empty, Act: _ws.Floats("act", (long)rows * _c.DMlp),
             MlpOut: _ws.Floats("mlp_out", (long)rows * d));
 
+        _finite.Begin(layers - start, count);
         for (int l = start; l < layers; l++)
         {
             bool onePosition = plan.OnePosition && l == start, last = l == layers - 1;
@@ -104,7 +105,7 @@ public sealed partial class GpuBackend
                 // Later positions of block l are unchanged: take the cached residual after the block.
                 _k.RowCopy(count * (s - 1) * d, base_.ResidPre(l + 1), x, examples, d, new RowMap(s - 1, seqLen, p + 1), new RowMap(s - 1, s, 1));
             }
-            CheckFinite(x.SubView(0, (long)rows * d), count, "patched forward", l, "the residual stream after the block (example = patched run of the batch)");
+            _finite.Check(x.SubView(0, (long)rows * d), count, "patched forward", l, "the residual stream after the block (example = patched run of the batch)");
         }
 
         // The last position: final norm, then only the columns the metric reads.
@@ -123,6 +124,7 @@ public sealed partial class GpuBackend
         var values = _ws.Doubles("patched metrics", count);
         _k.MetricValue(count, logits, device.Reference, examples, device.Answers, device.Wrongs, device.Low, device.High, values,
             _ws.Doubles("log-sum-exp", 2L * count), new MetricShape(Code(targets.Kind), columns, _c.VocabSize, two));
+        _finite.End();
         var host = new double[count];
         values.CopyToCPU(host);
         for (int r = 0; r < count; r++) results[batch[r].Index] = host[r];

@@ -27,6 +27,7 @@ public sealed partial class GpuBackend : IBackend
     private readonly ModelConfig _c;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _slab;
     private readonly DeviceWorkspace _ws;
+    private readonly FiniteChecks _finite;
     private readonly bool _cuda;
     private MemoryBuffer1D<float, Stride1D.Dense>? _cos, _sin;
     private int _rotaryPositions;
@@ -47,6 +48,7 @@ public sealed partial class GpuBackend : IBackend
         _slab = Allocate<float>(weights.Slab.Length, "the weights");
         _slab.View.CopyFromCPU(weights.Slab);
         _ws = new DeviceWorkspace(this);
+        _finite = new FiniteChecks(this);
         string precisionName = precision switch { Precision.Tf32 => "tf32", Precision.Bf16 => "bf16", _ => "fp32" };
         Name = _cuda ? $"cuda-{precisionName}" : $"ilgpu-cpu-{precisionName}";
         DeviceName = accelerator.Name;
@@ -187,18 +189,52 @@ public sealed partial class GpuBackend : IBackend
         return targets.KlReference is { } reference ? Own(reference, "KL reference") : null;
     }
 
-    /// <summary>Throws <see cref="NonFiniteValueException"/> naming the first slice of <paramref name="values"/> that holds a
-    /// NaN or an infinity.</summary>
-    private void CheckFinite(ArrayView<float> values, int slices, string pass, int layer, string where)
+    /// <summary>
+    /// The NaN/infinity checks of one pass, without a host round trip per check: <see cref="Begin"/> clears one flag
+    /// per slice (example or patched run) for every check the pass will make, <see cref="Check"/> launches
+    /// <see cref="FiniteCheckKernel"/> into the check's own row of flags, and <see cref="End"/> reads all rows back at
+    /// once and throws <see cref="NonFiniteValueException"/> for the first flagged check in pass order, naming its first
+    /// flagged slice — what checking and synchronising after every layer reported. Later layers of a failing pass run on
+    /// the non-finite values before the exception; no kernel indexes memory by a computed value, so that is harmless.
+    /// </summary>
+    private sealed class FiniteChecks(GpuBackend owner)
     {
-        if (slices == 0) return;
-        int length = (int)(values.Length / slices);
-        var flags = _ws.Ints("finite flags", slices);
-        _k.FiniteCheck(slices, values, flags, length);
-        var host = new int[slices];
-        flags.CopyToCPU(host);
-        int bad = Array.IndexOf(host, 1);
-        if (bad >= 0) throw new NonFiniteValueException(pass, layer, bad, where);
+        private readonly List<(int Offset, int Slices, string Pass, int Layer, string Where)> _checks = [];
+        private ArrayView<int> _flags;
+        private int _used;
+        private int[] _host = [];
+
+        /// <summary>Starts a pass of at most <paramref name="checks"/> checks of <paramref name="slices"/> slices each.</summary>
+        public void Begin(int checks, int slices)
+        {
+            _checks.Clear();
+            _used = 0;
+            _flags = owner._ws.Ints("finite flags", (long)checks * slices);
+            if (_flags.Length > 0) _flags.MemSetToZero();
+        }
+
+        /// <summary>Flags the slices of <paramref name="values"/> ([slices, length]) holding a non-finite value.</summary>
+        public void Check(ArrayView<float> values, int slices, string pass, int layer, string where)
+        {
+            if (slices == 0) return;
+            if (_used + slices > _flags.Length) throw new InvalidOperationException("a pass made more finite checks than it reserved");
+            if (values.Length > 0) owner._k.FiniteCheck((int)values.Length, values, _flags.SubView(_used, slices), (int)(values.Length / slices));
+            _checks.Add((_used, slices, pass, layer, where));
+            _used += slices;
+        }
+
+        /// <summary>Reads the pass's flags back (one synchronisation) and throws for the first flagged check.</summary>
+        public void End()
+        {
+            if (_used == 0) return;
+            if (_host.Length < _used) _host = new int[Math.Max(_used, 2 * _host.Length)];
+            _flags.SubView(0, _used).CopyToCPU(_host.AsSpan(0, _used));
+            foreach (var (offset, slices, pass, layer, where) in _checks)
+            {
+                int bad = Array.IndexOf(_host, 1, offset, slices);
+                if (bad >= 0) throw new NonFiniteValueException(pass, layer, bad - offset, where);
+            }
+        }
     }
 
     // ---------------------------------------------------------------- passes
@@ -215,13 +251,15 @@ public sealed partial class GpuBackend : IBackend
             _plainRun?.Dispose();
             _plainRun = new GpuRun(this, _acc, _c, batch, seqLen);
         }
+        _finite.Begin(ChecksPerForward + 1, batch);
         RunInto(_plainRun, tokenIds);
         int n = (int)rows, d = _c.DModel, vocab = _c.VocabSize;
         var normed = _ws.Floats("normed", (long)n * d);
         _k.Norm(n, W, _plainRun.ResidPre(_c.Layers), normed, FinalNorm(RowMap.Identity(n)));
         var all = _ws.Floats("logits", (long)n * vocab);
         _k.Unembed(n * vocab, W, normed, _ws.EmptyInts, all, d, vocab, Weights.Unembedding.Offset, Weights.UnembeddingBias.Offset);
-        CheckFinite(all, batch, "forward", _c.Layers, "logits");
+        _finite.Check(all, batch, "forward", _c.Layers, "logits");
+        _finite.End();
         var host = new float[n * vocab];
         all.CopyToCPU(host);
         host.CopyTo(logits);
@@ -236,7 +274,9 @@ public sealed partial class GpuBackend : IBackend
         var run = new GpuRun(this, _acc, _c, batch, seqLen);
         try
         {
+            _finite.Begin(ChecksPerForward, batch);
             RunInto(run, tokenIds);
+            _finite.End();
         }
         catch
         {
@@ -246,6 +286,10 @@ public sealed partial class GpuBackend : IBackend
         return run;
     }
 
+    /// <summary>The finite checks <see cref="RunInto"/> makes: the embedding, each block, the last logits.</summary>
+    private int ChecksPerForward => _c.Layers + 2;
+
+    /// <summary>The cached forward pass into <paramref name="run"/>; its finite checks go to the pass the caller began.</summary>
     private void RunInto(GpuRun run, ReadOnlySpan<int> tokenIds)
     {
         int batch = run.Batch, seqLen = run.SeqLen, rows = batch * seqLen, d = _c.DModel;
@@ -253,7 +297,7 @@ public sealed partial class GpuBackend : IBackend
         EnsureRotary(seqLen);
         _k.Embedding(rows * d, W, run.Tokens.View, run.ResidPre(0), d, Weights.TokenEmbedding.Offset,
             _c.MaxPositions > 0 ? Weights.PositionEmbedding.Offset : -1, seqLen);
-        CheckFinite(run.ResidPre(0), batch, "forward", -1, "embedding");
+        _finite.Check(run.ResidPre(0), batch, "forward", -1, "embedding");
         var examples = _ws.Identity(batch);
         for (int l = 0; l < _c.Layers; l++)
         {
@@ -263,14 +307,14 @@ public sealed partial class GpuBackend : IBackend
                 Up: run.Up(l), Gate: run.Gate(l), Act: run.Act(l), MlpOut: run.MlpOut(l));
             var step = new Step(l, batch, seqLen, 0, seqLen, 0, seqLen, examples, run, KeepProbabilities: true);
             Layer(step, buffers, run.ResidPre(l), run.ResidPre(l + 1), null);
-            CheckFinite(run.ResidPre(l + 1), batch, "forward", l, "the residual stream after the block");
+            _finite.Check(run.ResidPre(l + 1), batch, "forward", l, "the residual stream after the block");
         }
         // Final norm of the last positions and their full-vocabulary logits (what every metric reads).
         var normed = _ws.Floats("normed", (long)batch * d);
         _k.Norm(batch, W, run.ResidPre(_c.Layers), normed, FinalNorm(new RowMap(1, seqLen, seqLen - 1)));
         _k.Unembed(batch * _c.VocabSize, W, normed, _ws.EmptyInts, run.LastLogits, d, _c.VocabSize, Weights.Unembedding.Offset,
             Weights.UnembeddingBias.Offset);
-        CheckFinite(run.LastLogits, batch, "forward", _c.Layers, "the last position's logits");
+        _finite.Check(run.LastLogits, batch, "forward", _c.Layers, "the last position's logits");
     }
 
     /// <inheritdoc/>
