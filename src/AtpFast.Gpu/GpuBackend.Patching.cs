@@ -24,8 +24,8 @@ public sealed partial class GpuBackend
         EnsureRotary(base_.SeqLen);
         var space = new NodeSpace(_c, base_.SeqLen);
         int seqLen = base_.SeqLen, layers = _c.Layers;
-        var baseMetric = new double[base_.Batch];
-        Metric(base_, targets, baseMetric);
+        var device = Targets(targets, reference);
+        double[]? baseMetric = null; // computed only if some run cannot change it
 
         var plans = new List<(int Index, PatchPlan Plan, int Example)>(runs.Length);
         for (int i = 0; i < runs.Length; i++)
@@ -37,8 +37,15 @@ public sealed partial class GpuBackend
             if (nodes.Length == 0) throw new ArgumentException($"patched run {i} patches no node", nameof(runs));
             foreach (var node in nodes) space.Id(node); // range check
             var plan = PatchPlan.For(nodes, layers, seqLen, options.PrefixReuse);
-            if (plan.NoEffect) values[i] = baseMetric[run.Example];
-            else plans.Add((i, plan, run.Example));
+            if (plan.NoEffect)
+            {
+                if (baseMetric is null) MetricInto(base_, targets, device, baseMetric = new double[base_.Batch]);
+                values[i] = baseMetric[run.Example];
+            }
+            else
+            {
+                plans.Add((i, plan, run.Example));
+            }
         }
         plans.Sort((a, b) =>
         {
@@ -52,7 +59,6 @@ public sealed partial class GpuBackend
         int maxRuns = options.MaxRunsPerBatch > 0 ? options.MaxRunsPerBatch : int.MaxValue;
         var runArray = runs.ToArray();
         var results = new double[runs.Length];
-        var device = Targets(targets, reference);
         for (int start = 0; start < plans.Count;)
         {
             var first = plans[start].Plan;

@@ -260,9 +260,7 @@ public sealed partial class GpuBackend : IBackend
         _k.Unembed(n * vocab, W, normed, _ws.EmptyInts, all, d, vocab, Weights.Unembedding.Offset, Weights.UnembeddingBias.Offset);
         _finite.Check(all, batch, "forward", _c.Layers, "logits");
         _finite.End();
-        var host = new float[n * vocab];
-        all.CopyToCPU(host);
-        host.CopyTo(logits);
+        all.CopyToCPU(logits);
     }
 
     /// <inheritdoc/>
@@ -293,7 +291,8 @@ public sealed partial class GpuBackend : IBackend
     private void RunInto(GpuRun run, ReadOnlySpan<int> tokenIds)
     {
         int batch = run.Batch, seqLen = run.SeqLen, rows = batch * seqLen, d = _c.DModel;
-        run.Tokens.View.CopyFromCPU(tokenIds.ToArray());
+        ArrayView<int> tokens = run.Tokens.View; // the contiguous view, whose copies take spans
+        tokens.CopyFromCPU(tokenIds);
         EnsureRotary(seqLen);
         _k.Embedding(rows * d, W, run.Tokens.View, run.ResidPre(0), d, Weights.TokenEmbedding.Offset,
             _c.MaxPositions > 0 ? Weights.PositionEmbedding.Offset : -1, seqLen);
@@ -323,13 +322,17 @@ public sealed partial class GpuBackend : IBackend
         var gpu = Own(run, nameof(run));
         var reference = ValidateTargets(targets, gpu);
         if (values.Length != gpu.Batch) throw new ArgumentException($"values holds {values.Length}, expected {gpu.Batch}");
-        var device = Targets(targets, reference);
-        var result = _ws.Doubles("metric values", gpu.Batch);
-        _k.MetricValue(gpu.Batch, gpu.LastLogits, device.Reference, _ws.Identity(gpu.Batch), device.Answers, device.Wrongs, device.Low,
-            device.High, result, _ws.Doubles("log-sum-exp", 2L * gpu.Batch), new MetricShape(Code(targets.Kind), _c.VocabSize, _c.VocabSize, TwoColumns: false));
-        var host = new double[gpu.Batch];
-        result.CopyToCPU(host);
-        host.CopyTo(values);
+        MetricInto(gpu, targets, Targets(targets, reference), values);
+    }
+
+    /// <summary>The metric of every example of <paramref name="run"/> from its cached last logits, into
+    /// <paramref name="values"/> [batch].</summary>
+    private void MetricInto(GpuRun run, MetricTargets targets, DeviceTargets device, Span<double> values)
+    {
+        var result = _ws.Doubles("metric values", run.Batch);
+        _k.MetricValue(run.Batch, run.LastLogits, device.Reference, _ws.Identity(run.Batch), device.Answers, device.Wrongs, device.Low,
+            device.High, result, _ws.Doubles("log-sum-exp", 2L * run.Batch), new MetricShape(Code(targets.Kind), _c.VocabSize, _c.VocabSize, TwoColumns: false));
+        result.CopyToCPU(values);
     }
 
     /// <summary>Metric targets uploaded to the device.</summary>
