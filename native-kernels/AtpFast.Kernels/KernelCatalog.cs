@@ -28,7 +28,6 @@ public static class KernelCatalog
         Implicit(typeof(AttentionBackwardKernel), nameof(AttentionBackwardKernel.Keys)),
         Implicit(typeof(ActivationBackwardKernel), nameof(ActivationBackwardKernel.Run)),
         Implicit(typeof(AddKernel), nameof(AddKernel.Run)),
-        Implicit(typeof(FillKernel), nameof(FillKernel.Run)),
         Implicit(typeof(FiniteCheckKernel), nameof(FiniteCheckKernel.Run)),
         Implicit(typeof(RowCopyKernel), nameof(RowCopyKernel.Run)),
         Implicit(typeof(SegmentCopyKernel), nameof(SegmentCopyKernel.Run)),

@@ -17,12 +17,19 @@ public enum MetricCode
     NormalizedLogitDiff,
 }
 
-/// <summary>Targets of <see cref="MetricKernel"/>: the metric, the columns per row (2 = answer and wrong only), the vocabulary.</summary>
-public readonly record struct MetricShape(MetricCode Metric, int Columns, int Vocab);
+/// <summary>Targets of <see cref="MetricKernel"/>: the metric, the columns per logit row, the vocabulary, and whether each row
+/// holds only the answer's and the wrong token's logits (in that order; <see cref="Columns"/> is then 2) rather than the
+/// whole vocabulary. The mode is explicit: with a vocabulary of two tokens a full row also has two columns.</summary>
+/// <param name="Metric">The metric.</param>
+/// <param name="Columns">Logits per row: 2 when <paramref name="TwoColumns"/>, else the vocabulary.</param>
+/// <param name="Vocab">The vocabulary size.</param>
+/// <param name="TwoColumns">Rows hold [logit[answer], logit[wrong]] only (logit differences of patched runs).</param>
+public readonly record struct MetricShape(MetricCode Metric, int Columns, int Vocab, Flag TwoColumns);
 
 /// <summary>
 /// The metric at the last position and its gradient, in double like the CPU backend. <see cref="Value"/>: per row
-/// (example examples[row]) from its logits (two columns for the logit differences, the vocabulary otherwise); it also
+/// (example examples[row]) from its logits (two columns for the logit differences when <see cref="MetricShape.TwoColumns"/>,
+/// the vocabulary otherwise); it also
 /// keeps the row's log-sum-exp and the reference's for the gradient. <see cref="Gradient"/>: ∂metric/∂logits per
 /// (row, vocabulary entry) into a dense [rows, vocab] row (LD: ±1/(high − low) at answer/wrong; log-prob: δ − p;
 /// prob: p_a(δ − p); KL: p − p_ref). FLOPs: O(vocab) per row.
@@ -45,7 +52,7 @@ public static class MetricKernel
         ArrayView<double> logSumExp, MetricShape s)
     {
         int e = examples[row], at = row * s.Columns;
-        bool two = s.Columns == 2 && (s.Metric == MetricCode.LogitDiff || s.Metric == MetricCode.NormalizedLogitDiff);
+        bool two = s.TwoColumns;
         double a = logits[at + (two ? 0 : answers[e])], w = logits[at + (two ? 1 : wrongs[e])];
         if (s.Metric == MetricCode.LogitDiff) { values[row] = a - w; return; }
         if (s.Metric == MetricCode.NormalizedLogitDiff) { values[row] = (a - w - low[e]) / (high[e] - low[e]); return; }

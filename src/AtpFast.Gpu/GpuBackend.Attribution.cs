@@ -46,7 +46,7 @@ public sealed partial class GpuBackend
                 int count = space.PerLayer(type), width = space.Width(type);
                 var scores = _ws.Doubles("scores", (long)batch * count * seqLen);
                 _k.Products(batch * count * seqLen, baseArray, source.Site(type, l).Array, g.Site(type, l), scores, rowWidth, width, count, seqLen);
-                _k.ScoreAccumulate(count, scores, _ws.EmptyDoubles, abs, signed, batch, count, seqLen, space.Id(new Node(type, l, 0, 0)), w,
+                AccumulateScores(scores, _ws.EmptyDoubles, abs, signed, batch, count, seqLen, space.Id(new Node(type, l, 0, 0)), w,
                     perPosition, allPositions);
             }
             if (qk) ApplyQkFix(tables!, g, space, l, w, wantQ, wantK, perPosition, allPositions, abs, signed);
@@ -75,16 +75,22 @@ public sealed partial class GpuBackend
         _k.QkApplyRows(batch * heads * seqLen, g.DProbs(layer), tables.QueryDelta(layer), tables.Probability(layer), tables.Top(layer),
             tables.AllDelta(layer), queryScores, topMinusMean, allRows, shape);
         if (wantQ)
-            _k.ScoreAccumulate(heads, queryScores, _ws.EmptyDoubles, abs, signed, batch, heads, seqLen, space.Id(new Node(NodeType.Query, layer, 0, 0)),
+            AccumulateScores(queryScores, _ws.EmptyDoubles, abs, signed, batch, heads, seqLen, space.Id(new Node(NodeType.Query, layer, 0, 0)),
                 w, perPosition, allPositions);
         if (wantK)
         {
             _k.QkApplyKeys(batch * kvHeads * seqLen, g.DProbs(layer), tables.Ratio(layer), tables.Top(layer), topMinusMean, allRows, keyScores,
                 allKeys, shape);
-            _k.ScoreAccumulate(kvHeads, keyScores, allPositions ? allKeys : _ws.EmptyDoubles, abs, signed, batch, kvHeads, seqLen,
+            AccumulateScores(keyScores, allPositions ? allKeys : _ws.EmptyDoubles, abs, signed, batch, kvHeads, seqLen,
                 space.Id(new Node(NodeType.Key, layer, 0, 0)), w, perPosition, allPositions);
         }
     }
+
+    /// <summary>Adds w·Σ_e |s| and w·Σ_e s of <paramref name="count"/> nodes' scores into their per-position and @* ids:
+    /// one thread per (node, position) and one per node's @* id (<see cref="ScoreAccumulateKernel"/>).</summary>
+    private void AccumulateScores(ArrayView<double> scores, ArrayView<double> allScores, ArrayView<double> abs, ArrayView<double> signed,
+        int batch, int count, int seqLen, int firstId, double w, bool perPosition, bool allPositions) =>
+        _k.ScoreAccumulate(count * (seqLen + 1), scores, allScores, abs, signed, batch, count, seqLen, firstId, w, perPosition, allPositions);
 
     private QkTables QkTablesFor(GpuRun base_, GpuRun source)
     {

@@ -28,7 +28,7 @@ public sealed partial class GpuBackend
         var device = Targets(targets, reference);
         var examples = _ws.Identity(batch);
         var lse = _ws.Doubles("log-sum-exp", 2L * batch);
-        var shape = new MetricShape(Code(targets.Kind), vocab, vocab);
+        var shape = new MetricShape(Code(targets.Kind), vocab, vocab, TwoColumns: false);
         _k.MetricValue(batch, gpu.LastLogits, device.Reference, examples, device.Answers, device.Wrongs, device.Low, device.High,
             _ws.Doubles("metric values", batch), lse, shape);
         var dLogits = _ws.Floats("logit gradients", (long)batch * vocab);
@@ -38,11 +38,13 @@ public sealed partial class GpuBackend
         Gemm(dLogits, new GemmShape(batch, vocab, d, Weights.Unembedding.Offset, false, false, -1, GemmEpilogue.Plain, default), dh,
             _ws.Empty, _ws.Empty);
         var top = g.DResidPre(layers);
-        _k.Fill((int)top.Length, top, 0f);
+        top.MemSetToZero();
         _k.NormBackward(batch, W, gpu.ResidPre(layers), _ws.Empty, dh, top, d, Weights.FinalNormWeight.Offset, _c.NormEps,
             _c.Norm == NormKind.LayerNorm, false, new RowMap(1, seqLen, seqLen - 1));
-        CheckFinite(top, batch, "backward", layers, "the gradient at the final norm");
+        _finite.Begin(layers + 1, batch);
+        _finite.Check(top, batch, "backward", layers, "the gradient at the final norm");
         BackwardLayers(gpu, g, layers - 1);
+        _finite.End();
         g.ValidThroughLayer = layers - 1;
     }
 
@@ -63,19 +65,22 @@ public sealed partial class GpuBackend
         // gradient and resid_pre of l receives the skip path's gradient, the one at resid_post of l.
         int l = droppedLayer;
         foreach (var view in new[] { g.DQ(l), g.DK(l), g.DV(l), g.DZ(l), g.DAttnOut(l), g.DAct(l), g.DMlpOut(l), g.DProbs(l) })
-            _k.Fill((int)view.Length, view, 0f);
+            view.MemSetToZero();
         f.DResidPre(l + 1).CopyTo(g.DResidPre(l));
+        _finite.Begin(l, gpu.Batch);
         BackwardLayers(gpu, g, l - 1);
+        _finite.End();
         g.ValidThroughLayer = l;
     }
 
-    /// <summary>Backward through blocks <paramref name="fromLayer"/> down to 0 (∂L/∂output of block l read from DResidPre[l + 1]).</summary>
+    /// <summary>Backward through blocks <paramref name="fromLayer"/> down to 0 (∂L/∂output of block l read from DResidPre[l + 1]),
+    /// one finite check per block in the pass the caller began.</summary>
     private void BackwardLayers(GpuRun run, GpuGradients g, int fromLayer)
     {
         for (int l = fromLayer; l >= 0; l--)
         {
             LayerBackward(run, g, l);
-            CheckFinite(g.DResidPre(l), run.Batch, "backward", l, "the gradient of the residual stream entering the block");
+            _finite.Check(g.DResidPre(l), run.Batch, "backward", l, "the gradient of the residual stream entering the block");
         }
     }
 
@@ -118,12 +123,16 @@ public sealed partial class GpuBackend
             1f / MathF.Sqrt(_c.HeadDim));
         _k.AttentionRows(run.Batch * _c.Heads * run.SeqLen, run.Q(l), run.K(l), run.V(l), run.Probs(l), g.DZ(l), g.DProbs(l), g.DScores, g.DQ(l), shape);
         _k.AttentionKeys(run.Batch * _c.KvHeads * run.SeqLen, run.Q(l), run.Probs(l), g.DZ(l), g.DScores, g.DK(l), g.DV(l), shape);
-        var dQ = _ws.Floats("query gradient", (long)rows * _c.QueryWidth);
-        var dK = _ws.Floats("key gradient", (long)rows * _c.KvWidth);
-        g.DQ(l).CopyTo(dQ);
-        g.DK(l).CopyTo(dK);
+        // The cache keeps ∂L/∂q and ∂L/∂k after rotary (the nodes' values are after rotary); the projections need them
+        // before it, so with rotary invert a copy; without, read the cached gradients directly.
+        var dQ = g.DQ(l);
+        var dK = g.DK(l);
         if (_c.Rotary != RotaryStyle.None)
         {
+            dQ = _ws.Floats("query gradient", (long)rows * _c.QueryWidth);
+            dK = _ws.Floats("key gradient", (long)rows * _c.KvWidth);
+            g.DQ(l).CopyTo(dQ);
+            g.DK(l).CopyTo(dK);
             Rotate(dQ, rows, run.SeqLen, 0, _c.Heads, inverse: true);
             Rotate(dK, rows, run.SeqLen, 0, _c.KvHeads, inverse: true);
         }

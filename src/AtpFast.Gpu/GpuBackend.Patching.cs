@@ -24,8 +24,8 @@ public sealed partial class GpuBackend
         EnsureRotary(base_.SeqLen);
         var space = new NodeSpace(_c, base_.SeqLen);
         int seqLen = base_.SeqLen, layers = _c.Layers;
-        var baseMetric = new double[base_.Batch];
-        Metric(base_, targets, baseMetric);
+        var device = Targets(targets, reference);
+        double[]? baseMetric = null; // computed only if some run cannot change it
 
         var plans = new List<(int Index, PatchPlan Plan, int Example)>(runs.Length);
         for (int i = 0; i < runs.Length; i++)
@@ -37,8 +37,15 @@ public sealed partial class GpuBackend
             if (nodes.Length == 0) throw new ArgumentException($"patched run {i} patches no node", nameof(runs));
             foreach (var node in nodes) space.Id(node); // range check
             var plan = PatchPlan.For(nodes, layers, seqLen, options.PrefixReuse);
-            if (plan.NoEffect) values[i] = baseMetric[run.Example];
-            else plans.Add((i, plan, run.Example));
+            if (plan.NoEffect)
+            {
+                if (baseMetric is null) MetricInto(base_, targets, device, baseMetric = new double[base_.Batch]);
+                values[i] = baseMetric[run.Example];
+            }
+            else
+            {
+                plans.Add((i, plan, run.Example));
+            }
         }
         plans.Sort((a, b) =>
         {
@@ -52,7 +59,6 @@ public sealed partial class GpuBackend
         int maxRuns = options.MaxRunsPerBatch > 0 ? options.MaxRunsPerBatch : int.MaxValue;
         var runArray = runs.ToArray();
         var results = new double[runs.Length];
-        var device = Targets(targets, reference);
         for (int start = 0; start < plans.Count;)
         {
             var first = plans[start].Plan;
@@ -92,6 +98,7 @@ public sealed partial class GpuBackend
             Gate: _c.GatedMlp ? _ws.Floats("gate", (long)rows * _c.DMlp) : _ws.Empty, Act: _ws.Floats("act", (long)rows * _c.DMlp),
             MlpOut: _ws.Floats("mlp_out", (long)rows * d));
 
+        _finite.Begin(layers - start, count);
         for (int l = start; l < layers; l++)
         {
             bool onePosition = plan.OnePosition && l == start, last = l == layers - 1;
@@ -104,7 +111,7 @@ public sealed partial class GpuBackend
                 // Later positions of block l are unchanged: take the cached residual after the block.
                 _k.RowCopy(count * (s - 1) * d, base_.ResidPre(l + 1), x, examples, d, new RowMap(s - 1, seqLen, p + 1), new RowMap(s - 1, s, 1));
             }
-            CheckFinite(x.SubView(0, (long)rows * d), count, "patched forward", l, "the residual stream after the block (example = patched run of the batch)");
+            _finite.Check(x.SubView(0, (long)rows * d), count, "patched forward", l, "the residual stream after the block (example = patched run of the batch)");
         }
 
         // The last position: final norm, then only the columns the metric reads.
@@ -122,7 +129,8 @@ public sealed partial class GpuBackend
         _k.Unembed(count * columns, W, normed, columnIds, logits, d, columns, Weights.Unembedding.Offset, Weights.UnembeddingBias.Offset);
         var values = _ws.Doubles("patched metrics", count);
         _k.MetricValue(count, logits, device.Reference, examples, device.Answers, device.Wrongs, device.Low, device.High, values,
-            _ws.Doubles("log-sum-exp", 2L * count), new MetricShape(Code(targets.Kind), columns, _c.VocabSize));
+            _ws.Doubles("log-sum-exp", 2L * count), new MetricShape(Code(targets.Kind), columns, _c.VocabSize, two));
+        _finite.End();
         var host = new double[count];
         values.CopyToCPU(host);
         for (int r = 0; r < count; r++) results[batch[r].Index] = host[r];

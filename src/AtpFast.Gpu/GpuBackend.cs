@@ -27,6 +27,7 @@ public sealed partial class GpuBackend : IBackend
     private readonly ModelConfig _c;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _slab;
     private readonly DeviceWorkspace _ws;
+    private readonly FiniteChecks _finite;
     private readonly bool _cuda;
     private MemoryBuffer1D<float, Stride1D.Dense>? _cos, _sin;
     private int _rotaryPositions;
@@ -39,15 +40,15 @@ public sealed partial class GpuBackend : IBackend
         _context = context;
         _acc = accelerator;
         _cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
-        if (!_cuda && precision is Precision.Tf32 or Precision.Bf16 && accelerator.WarpSize != 32)
-            throw new AtpFastException($"{precision} needs tensor cores (a CUDA device) or a CPU accelerator with warps of 32 threads");
+        // Loads the kernels, only the GEMM this precision uses; throws when the device cannot run it (before any upload).
+        _k = new KernelSet(accelerator, precision);
         Weights = weights;
         Precision = precision;
         _c = weights.Config;
         _slab = Allocate<float>(weights.Slab.Length, "the weights");
         _slab.View.CopyFromCPU(weights.Slab);
-        _k = new KernelSet(accelerator);
         _ws = new DeviceWorkspace(this);
+        _finite = new FiniteChecks(this);
         string precisionName = precision switch { Precision.Tf32 => "tf32", Precision.Bf16 => "bf16", _ => "fp32" };
         Name = _cuda ? $"cuda-{precisionName}" : $"ilgpu-cpu-{precisionName}";
         DeviceName = accelerator.Name;
@@ -64,6 +65,7 @@ public sealed partial class GpuBackend : IBackend
         ArgumentNullException.ThrowIfNull(weights);
         CudaDriver.EnsureResolver();
         Context? context = null;
+        Accelerator? accelerator = null;
         try
         {
             context = Context.Create(b => b.Cuda().EnableAlgorithms());
@@ -75,11 +77,14 @@ public sealed partial class GpuBackend : IBackend
                 return null;
             }
             reason = null;
-            return new GpuBackend(weights, context, device.CreateAccelerator(context), precision);
+            accelerator = device.CreateAccelerator(context);
+            return new GpuBackend(weights, context, accelerator, precision);
         }
-        catch (Exception e) when (e is not AtpFastException)
+        catch (Exception e)
         {
+            accelerator?.Dispose();
             context?.Dispose();
+            if (e is AtpFastException) throw;
             reason = $"the CUDA device could not be opened: {e.Message}";
             return null;
         }
@@ -92,7 +97,18 @@ public sealed partial class GpuBackend : IBackend
         ArgumentNullException.ThrowIfNull(weights);
         var context = Context.Create(b => b.CPU().EnableAlgorithms());
         var device = precision is Precision.Tf32 or Precision.Bf16 ? new CPUDevice(32, 4, 1) : new CPUDevice(2, 2, 2);
-        return new GpuBackend(weights, context, device.CreateCPUAccelerator(context), precision);
+        Accelerator? accelerator = null;
+        try
+        {
+            accelerator = device.CreateCPUAccelerator(context);
+            return new GpuBackend(weights, context, accelerator, precision);
+        }
+        catch
+        {
+            accelerator?.Dispose();
+            context.Dispose();
+            throw;
+        }
     }
 
     /// <inheritdoc/>
@@ -173,18 +189,52 @@ public sealed partial class GpuBackend : IBackend
         return targets.KlReference is { } reference ? Own(reference, "KL reference") : null;
     }
 
-    /// <summary>Throws <see cref="NonFiniteValueException"/> naming the first slice of <paramref name="values"/> that holds a
-    /// NaN or an infinity.</summary>
-    private void CheckFinite(ArrayView<float> values, int slices, string pass, int layer, string where)
+    /// <summary>
+    /// The NaN/infinity checks of one pass, without a host round trip per check: <see cref="Begin"/> clears one flag
+    /// per slice (example or patched run) for every check the pass will make, <see cref="Check"/> launches
+    /// <see cref="FiniteCheckKernel"/> into the check's own row of flags, and <see cref="End"/> reads all rows back at
+    /// once and throws <see cref="NonFiniteValueException"/> for the first flagged check in pass order, naming its first
+    /// flagged slice — what checking and synchronising after every layer reported. Later layers of a failing pass run on
+    /// the non-finite values before the exception; no kernel indexes memory by a computed value, so that is harmless.
+    /// </summary>
+    private sealed class FiniteChecks(GpuBackend owner)
     {
-        if (slices == 0) return;
-        int length = (int)(values.Length / slices);
-        var flags = _ws.Ints("finite flags", slices);
-        _k.FiniteCheck(slices, values, flags, length);
-        var host = new int[slices];
-        flags.CopyToCPU(host);
-        int bad = Array.IndexOf(host, 1);
-        if (bad >= 0) throw new NonFiniteValueException(pass, layer, bad, where);
+        private readonly List<(int Offset, int Slices, string Pass, int Layer, string Where)> _checks = [];
+        private ArrayView<int> _flags;
+        private int _used;
+        private int[] _host = [];
+
+        /// <summary>Starts a pass of at most <paramref name="checks"/> checks of <paramref name="slices"/> slices each.</summary>
+        public void Begin(int checks, int slices)
+        {
+            _checks.Clear();
+            _used = 0;
+            _flags = owner._ws.Ints("finite flags", (long)checks * slices);
+            if (_flags.Length > 0) _flags.MemSetToZero();
+        }
+
+        /// <summary>Flags the slices of <paramref name="values"/> ([slices, length]) holding a non-finite value.</summary>
+        public void Check(ArrayView<float> values, int slices, string pass, int layer, string where)
+        {
+            if (slices == 0) return;
+            if (_used + slices > _flags.Length) throw new InvalidOperationException("a pass made more finite checks than it reserved");
+            if (values.Length > 0) owner._k.FiniteCheck((int)values.Length, values, _flags.SubView(_used, slices), (int)(values.Length / slices));
+            _checks.Add((_used, slices, pass, layer, where));
+            _used += slices;
+        }
+
+        /// <summary>Reads the pass's flags back (one synchronisation) and throws for the first flagged check.</summary>
+        public void End()
+        {
+            if (_used == 0) return;
+            if (_host.Length < _used) _host = new int[Math.Max(_used, 2 * _host.Length)];
+            _flags.SubView(0, _used).CopyToCPU(_host.AsSpan(0, _used));
+            foreach (var (offset, slices, pass, layer, where) in _checks)
+            {
+                int bad = Array.IndexOf(_host, 1, offset, slices);
+                if (bad >= 0) throw new NonFiniteValueException(pass, layer, bad - offset, where);
+            }
+        }
     }
 
     // ---------------------------------------------------------------- passes
@@ -201,16 +251,16 @@ public sealed partial class GpuBackend : IBackend
             _plainRun?.Dispose();
             _plainRun = new GpuRun(this, _acc, _c, batch, seqLen);
         }
+        _finite.Begin(ChecksPerForward + 1, batch);
         RunInto(_plainRun, tokenIds);
         int n = (int)rows, d = _c.DModel, vocab = _c.VocabSize;
         var normed = _ws.Floats("normed", (long)n * d);
         _k.Norm(n, W, _plainRun.ResidPre(_c.Layers), normed, FinalNorm(RowMap.Identity(n)));
         var all = _ws.Floats("logits", (long)n * vocab);
         _k.Unembed(n * vocab, W, normed, _ws.EmptyInts, all, d, vocab, Weights.Unembedding.Offset, Weights.UnembeddingBias.Offset);
-        CheckFinite(all, batch, "forward", _c.Layers, "logits");
-        var host = new float[n * vocab];
-        all.CopyToCPU(host);
-        host.CopyTo(logits);
+        _finite.Check(all, batch, "forward", _c.Layers, "logits");
+        _finite.End();
+        all.CopyToCPU(logits);
     }
 
     /// <inheritdoc/>
@@ -222,7 +272,9 @@ public sealed partial class GpuBackend : IBackend
         var run = new GpuRun(this, _acc, _c, batch, seqLen);
         try
         {
+            _finite.Begin(ChecksPerForward, batch);
             RunInto(run, tokenIds);
+            _finite.End();
         }
         catch
         {
@@ -232,14 +284,19 @@ public sealed partial class GpuBackend : IBackend
         return run;
     }
 
+    /// <summary>The finite checks <see cref="RunInto"/> makes: the embedding, each block, the last logits.</summary>
+    private int ChecksPerForward => _c.Layers + 2;
+
+    /// <summary>The cached forward pass into <paramref name="run"/>; its finite checks go to the pass the caller began.</summary>
     private void RunInto(GpuRun run, ReadOnlySpan<int> tokenIds)
     {
         int batch = run.Batch, seqLen = run.SeqLen, rows = batch * seqLen, d = _c.DModel;
-        run.Tokens.View.CopyFromCPU(tokenIds.ToArray());
+        ArrayView<int> tokens = run.Tokens.View; // the contiguous view, whose copies take spans
+        tokens.CopyFromCPU(tokenIds);
         EnsureRotary(seqLen);
         _k.Embedding(rows * d, W, run.Tokens.View, run.ResidPre(0), d, Weights.TokenEmbedding.Offset,
             _c.MaxPositions > 0 ? Weights.PositionEmbedding.Offset : -1, seqLen);
-        CheckFinite(run.ResidPre(0), batch, "forward", -1, "embedding");
+        _finite.Check(run.ResidPre(0), batch, "forward", -1, "embedding");
         var examples = _ws.Identity(batch);
         for (int l = 0; l < _c.Layers; l++)
         {
@@ -249,14 +306,14 @@ public sealed partial class GpuBackend : IBackend
                 Up: run.Up(l), Gate: run.Gate(l), Act: run.Act(l), MlpOut: run.MlpOut(l));
             var step = new Step(l, batch, seqLen, 0, seqLen, 0, seqLen, examples, run, KeepProbabilities: true);
             Layer(step, buffers, run.ResidPre(l), run.ResidPre(l + 1), null);
-            CheckFinite(run.ResidPre(l + 1), batch, "forward", l, "the residual stream after the block");
+            _finite.Check(run.ResidPre(l + 1), batch, "forward", l, "the residual stream after the block");
         }
         // Final norm of the last positions and their full-vocabulary logits (what every metric reads).
         var normed = _ws.Floats("normed", (long)batch * d);
         _k.Norm(batch, W, run.ResidPre(_c.Layers), normed, FinalNorm(new RowMap(1, seqLen, seqLen - 1)));
         _k.Unembed(batch * _c.VocabSize, W, normed, _ws.EmptyInts, run.LastLogits, d, _c.VocabSize, Weights.Unembedding.Offset,
             Weights.UnembeddingBias.Offset);
-        CheckFinite(run.LastLogits, batch, "forward", _c.Layers, "the last position's logits");
+        _finite.Check(run.LastLogits, batch, "forward", _c.Layers, "the last position's logits");
     }
 
     /// <inheritdoc/>
@@ -265,13 +322,17 @@ public sealed partial class GpuBackend : IBackend
         var gpu = Own(run, nameof(run));
         var reference = ValidateTargets(targets, gpu);
         if (values.Length != gpu.Batch) throw new ArgumentException($"values holds {values.Length}, expected {gpu.Batch}");
-        var device = Targets(targets, reference);
-        var result = _ws.Doubles("metric values", gpu.Batch);
-        _k.MetricValue(gpu.Batch, gpu.LastLogits, device.Reference, _ws.Identity(gpu.Batch), device.Answers, device.Wrongs, device.Low,
-            device.High, result, _ws.Doubles("log-sum-exp", 2L * gpu.Batch), new MetricShape(Code(targets.Kind), _c.VocabSize, _c.VocabSize));
-        var host = new double[gpu.Batch];
-        result.CopyToCPU(host);
-        host.CopyTo(values);
+        MetricInto(gpu, targets, Targets(targets, reference), values);
+    }
+
+    /// <summary>The metric of every example of <paramref name="run"/> from its cached last logits, into
+    /// <paramref name="values"/> [batch].</summary>
+    private void MetricInto(GpuRun run, MetricTargets targets, DeviceTargets device, Span<double> values)
+    {
+        var result = _ws.Doubles("metric values", run.Batch);
+        _k.MetricValue(run.Batch, run.LastLogits, device.Reference, _ws.Identity(run.Batch), device.Answers, device.Wrongs, device.Low,
+            device.High, result, _ws.Doubles("log-sum-exp", 2L * run.Batch), new MetricShape(Code(targets.Kind), _c.VocabSize, _c.VocabSize, TwoColumns: false));
+        result.CopyToCPU(values);
     }
 
     /// <summary>Metric targets uploaded to the device.</summary>
@@ -459,27 +520,9 @@ public sealed partial class GpuBackend : IBackend
     private void Linear(ArrayView<float> x, int rows, TensorRef w, TensorRef b, ArrayView<float> y) =>
         Gemm(x, new GemmShape(rows, w.Rows, w.Cols, w.Offset, false, false, b.Offset, GemmEpilogue.Plain, default), y, _ws.Empty, _ws.Empty);
 
-    /// <summary>One GEMM on the kernel this backend's precision and device select.</summary>
-    private void Gemm(ArrayView<float> a, GemmShape s, ArrayView<float> c, ArrayView<float> c2, ArrayView<float> aux)
-    {
-        if (s.M == 0 || s.N == 0) return;
-        if (Precision is Precision.Tf32 or Precision.Bf16)
-        {
-            var config = new KernelConfig(new Index2D((s.N + GemmTensorCoreKernel.Tile - 1) / GemmTensorCoreKernel.Tile,
-                (s.M + GemmTensorCoreKernel.Tile - 1) / GemmTensorCoreKernel.Tile), new Index2D(GemmTensorCoreKernel.Threads, 1));
-            (Precision == Precision.Tf32 ? _k.GemmTf32! : _k.GemmBf16!)(config, a, W, c, c2, aux, s);
-        }
-        else if (_k.GemmTiled is not null)
-        {
-            var config = new KernelConfig(new Index2D((s.N + GemmTiledKernel.Tile - 1) / GemmTiledKernel.Tile, (s.M + GemmTiledKernel.Tile - 1) / GemmTiledKernel.Tile),
-                new Index2D(GemmTiledKernel.Threads, GemmTiledKernel.Threads));
-            _k.GemmTiled(config, a, W, c, c2, aux, s);
-        }
-        else
-        {
-            _k.Gemm(s.M * s.N, a, W, c, c2, aux, s);
-        }
-    }
+    /// <summary>One GEMM on the kernel this backend's precision and device select (<see cref="KernelSet.Gemm"/>).</summary>
+    private void Gemm(ArrayView<float> a, GemmShape s, ArrayView<float> c, ArrayView<float> c2, ArrayView<float> aux) =>
+        _k.RunGemm(a, W, c, c2, aux, s);
 
     private void EnsureRotary(int positions)
     {
