@@ -527,20 +527,8 @@ public sealed partial class GpuBackend : IBackend
     private void EnsureRotary(int positions)
     {
         if (_c.Rotary == RotaryStyle.None || positions <= _rotaryPositions) return;
-        int half = _c.RotaryDims / 2, n = Math.Max(positions, 2 * _rotaryPositions);
-        var cos = new float[n * half];
-        var sin = new float[n * half];
-        for (int p = 0; p < n; p++)
-        {
-            for (int i = 0; i < half; i++)
-            {
-                // The CPU backend's table: fp32 inverse frequency times position.
-                float invFreq = 1f / MathF.Pow(_c.RotaryBase, 2f * i / _c.RotaryDims);
-                float angle = p * invFreq;
-                cos[p * half + i] = MathF.Cos(angle);
-                sin[p * half + i] = MathF.Sin(angle);
-            }
-        }
+        int n = Math.Max(positions, 2 * _rotaryPositions);
+        var (cos, sin) = _c.RotaryTable(n);
         _cos?.Dispose();
         _sin?.Dispose();
         _cos = Allocate<float>(cos.Length, "rotary tables");

@@ -142,6 +142,27 @@ public sealed record ModelConfig(
         }
     }
 
+    /// <summary>The rotary angles' cosines and sines for positions 0..<paramref name="positions"/>−1, [position, RotaryDims/2]
+    /// row-major. Every backend uses this one table (the reference implementations' arithmetic: fp32 inverse frequency
+    /// times position), so that rotated values agree bit for bit.</summary>
+    public (float[] Cos, float[] Sin) RotaryTable(int positions)
+    {
+        int half = RotaryDims / 2;
+        var cos = new float[positions * half];
+        var sin = new float[positions * half];
+        for (int p = 0; p < positions; p++)
+        {
+            for (int i = 0; i < half; i++)
+            {
+                float invFreq = 1f / MathF.Pow(RotaryBase, 2f * i / RotaryDims);
+                float angle = p * invFreq;
+                cos[p * half + i] = MathF.Cos(angle);
+                sin[p * half + i] = MathF.Sin(angle);
+            }
+        }
+        return (cos, sin);
+    }
+
     /// <summary>One line per fact, for <c>atpfast inspect</c> and logs.</summary>
     public string Describe()
     {

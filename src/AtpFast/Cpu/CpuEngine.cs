@@ -433,23 +433,10 @@ internal sealed partial class CpuEngine<T> : IBackend where T : unmanaged, IFloa
     private void EnsureRotary(int positions)
     {
         if (_c.Rotary == RotaryStyle.None || positions <= _rotaryPositions) return;
-        int half = _c.RotaryDims / 2;
         int n = Math.Max(positions, 2 * _rotaryPositions);
-        var cos = new T[n * half];
-        var sin = new T[n * half];
-        for (int p = 0; p < n; p++)
-        {
-            for (int i = 0; i < half; i++)
-            {
-                // Same arithmetic as the reference implementations: fp32 inverse frequency times position.
-                float invFreq = 1f / MathF.Pow(_c.RotaryBase, 2f * i / _c.RotaryDims);
-                float angle = p * invFreq;
-                cos[p * half + i] = T.CreateTruncating(MathF.Cos(angle));
-                sin[p * half + i] = T.CreateTruncating(MathF.Sin(angle));
-            }
-        }
-        _cos = cos;
-        _sin = sin;
+        var (cos, sin) = _c.RotaryTable(n);
+        _cos = Array.ConvertAll(cos, T.CreateTruncating);
+        _sin = Array.ConvertAll(sin, T.CreateTruncating);
         _rotaryPositions = n;
     }
 
