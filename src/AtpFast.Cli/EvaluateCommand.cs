@@ -62,9 +62,7 @@ internal static class EvaluateCommand
         using var backend = new CpuBackend(source.Model.Weights);
         AnsiConsole.MarkupLine(Markup.Escape($"evaluating on {source.Description}: {pairs.Count} of {all.Count} pairs ({pairs[0].Length} tokens), " +
                                              $"nodes {nodes}, {metric}, {direction}, backend {backend.Name}"));
-        var probe = ProgressDisplay.Run(progress => AtpFast.Attribution.Attribution.Run(backend, pairs,
-            options with { Method = AttributionMethod.Atp, Progress = progress }));
-        double bruteForce = probe.BruteForceCost;
+        double bruteForce = AtpFast.Attribution.Attribution.BruteForceCost(backend, pairs, options);
         var budgetValues = budgets.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(b => b.EndsWith('%')
             ? double.Parse(b[..^1], CultureInfo.InvariantCulture) / 100 * bruteForce
             : double.Parse(b, CultureInfo.InvariantCulture)).Select(b => Math.Round(b, 1)).ToArray();
