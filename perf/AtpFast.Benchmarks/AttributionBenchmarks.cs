@@ -26,7 +26,7 @@ internal static class BenchModels
     public static List<PromptPair> Pairs(string name, ImportedModel model)
     {
         if (name == "ioi-gpt2")
-            return [.. PromptPairs.GroupByLength(TaskFile.Parse(DemoModel.TasksJsonl(), DemoModel.Tokenizer(), model.Config.VocabSize))[0]];
+            return [.. DemoModel.TaskPairs(DemoModel.Tokenizer(), model.Config.VocabSize)];
         var reference = JsonDocument.Parse(File.ReadAllText(Path.Combine(Peers.RepoRoot, "..", "shared", "models", "stories260K", "reference.json")));
         int[] greedy = [.. reference.RootElement.GetProperty("greedy_from_bos").EnumerateArray().Select(v => v.GetInt32())];
         var rng = new Random(0);

@@ -42,10 +42,17 @@ internal static class EvaluateCommand
     {
         var source = ModelSource.Load(modelPath, tokenizerPath);
         var config = source.Model.Config;
-        string text = tasksPath is null ? DemoModel.TasksJsonl() : File.Exists(tasksPath) ? File.ReadAllText(tasksPath)
-            : throw new AtpFastException($"task file not found: {tasksPath}");
-        var all = TaskFile.Parse(text, source.Tokenizer, config.VocabSize, tasksPath ?? "embedded tasks.jsonl");
-        var pairs = PromptPairs.GroupByLength(all)[0];
+        IReadOnlyList<PromptPair> all, pairs;
+        if (tasksPath is null)
+        {
+            pairs = DemoModel.TaskPairs(source.Tokenizer, config.VocabSize, "embedded tasks.jsonl", out all);
+        }
+        else
+        {
+            string text = File.Exists(tasksPath) ? File.ReadAllText(tasksPath) : throw new AtpFastException($"task file not found: {tasksPath}");
+            all = TaskFile.Parse(text, source.Tokenizer, config.VocabSize, tasksPath);
+            pairs = PromptPairs.GroupByLength(all)[0];
+        }
         AttributionOptions options;
         try
         {
