@@ -149,7 +149,7 @@ internal static class AttributionSuite
         void Line(FormattableString s) => report.AppendLine(s.ToString(CultureInfo.InvariantCulture));
         Line($"# CPU attribution benchmarks");
         report.AppendLine();
-        Line($"- machine: {Machine.CpuName()}, {threads} cores, FMA peak {peak:F0} GFLOP/s (fp32), .NET {Environment.Version}");
+        Line($"- machine: {AtpFast.Cli.CpuPeak.CpuName()}, {threads} cores, FMA peak {peak:F0} GFLOP/s (fp32), .NET {Environment.Version}");
         Line($"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; BenchmarkDotNet {(quick ? "dry" : "short")} job, in-process, mean of the iterations; PyTorch peer: tools/bench_torch_attribution.py (float32 eager, medians), same thread count, run right after");
         Line($"- command: `dotnet run -c Release --project perf/AtpFast.Benchmarks -- attribution`");
         Line($"- cost unit: one forward pass of one prompt (docs/attribution.md); GFLOP/s = forward-equivalents × the unit's FLOPs / time");
