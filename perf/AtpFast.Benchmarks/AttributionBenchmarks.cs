@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -26,7 +27,7 @@ internal static class BenchModels
     public static List<PromptPair> Pairs(string name, ImportedModel model)
     {
         if (name == "ioi-gpt2")
-            return [.. PromptPairs.GroupByLength(TaskFile.Parse(DemoModel.TasksJsonl(), DemoModel.Tokenizer(), model.Config.VocabSize))[0]];
+            return [.. DemoModel.TaskPairs(DemoModel.Tokenizer(), model.Config.VocabSize)];
         var reference = JsonDocument.Parse(File.ReadAllText(Path.Combine(Peers.RepoRoot, "..", "shared", "models", "stories260K", "reference.json")));
         int[] greedy = [.. reference.RootElement.GetProperty("greedy_from_bos").EnumerateArray().Select(v => v.GetInt32())];
         var rng = new Random(0);
@@ -59,7 +60,12 @@ internal static class BenchModels
 /// through the public API, all pairs in one batch.</summary>
 public class AtpBenchmarks
 {
+    /// <summary>Forward-equivalents per pair of each (model, method), from its last benchmarked run: the report reads
+    /// them here instead of running the method once more.</summary>
+    internal static readonly ConcurrentDictionary<(string Model, string Method), double> MethodCosts = new();
+
     private CpuBackend? _backend;
+    private AttributionResult? _last;
     private List<PromptPair> _pairs = [];
     private AttributionOptions _options = new();
 
@@ -84,10 +90,14 @@ public class AtpBenchmarks
     }
 
     [Benchmark]
-    public AttributionResult Attribute() => AtpFast.Attribution.Attribution.Run(_backend!, _pairs, _options);
+    public AttributionResult Attribute() => _last = AtpFast.Attribution.Attribution.Run(_backend!, _pairs, _options);
 
     [GlobalCleanup]
-    public void Cleanup() => _backend?.Dispose();
+    public void Cleanup()
+    {
+        if (_last is not null) MethodCosts[(Model, Method)] = _last.MethodCost;
+        _backend?.Dispose();
+    }
 }
 
 /// <summary>Exact patching throughput on one pair: a stratified sample of single nodes (the PyTorch peer's scheme),
@@ -149,7 +159,7 @@ internal static class AttributionSuite
         void Line(FormattableString s) => report.AppendLine(s.ToString(CultureInfo.InvariantCulture));
         Line($"# CPU attribution benchmarks");
         report.AppendLine();
-        Line($"- machine: {Machine.CpuName()}, {threads} cores, FMA peak {peak:F0} GFLOP/s (fp32), .NET {Environment.Version}");
+        Line($"- machine: {AtpFast.Cli.CpuPeak.CpuName()}, {threads} cores, FMA peak {peak:F0} GFLOP/s (fp32), .NET {Environment.Version}");
         Line($"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; BenchmarkDotNet {(quick ? "dry" : "short")} job, in-process, mean of the iterations; PyTorch peer: tools/bench_torch_attribution.py (float32 eager, medians), same thread count, run right after");
         Line($"- command: `dotnet run -c Release --project perf/AtpFast.Benchmarks -- attribution`");
         Line($"- cost unit: one forward pass of one prompt (docs/attribution.md); GFLOP/s = forward-equivalents × the unit's FLOPs / time");
@@ -164,19 +174,16 @@ internal static class AttributionSuite
             var loaded = BenchModels.Load(model);
             var pairs = BenchModels.Pairs(model, loaded);
             torch[model] = Peers.TorchAttribution(model, pairs.Count, threads, quick);
-            using var backend = new CpuBackend(loaded.Weights);
             foreach (string method in new[] { "atp", "atp*" })
             {
-                var result = AtpFast.Attribution.Attribution.Run(backend, pairs, new AttributionOptions
-                {
-                    Method = AttributionMethods.Parse(method), Positions = PositionMode.Both, PairsPerBatch = pairs.Count,
-                });
+                double methodCost = AtpBenchmarks.MethodCosts.TryGetValue((model, method), out double c) ? c
+                    : throw new InvalidOperationException($"{model} {method}: the benchmark kept no result");
                 double seconds = Mean(atp, r => (string)r.Parameters["Model"] == model && (string)r.Parameters["Method"] == method) / 1e9;
                 double msPerPair = 1e3 * seconds / pairs.Count;
-                double flops = result.MethodCost * new CostModel(loaded.Config, pairs[0].Length).ForwardFlops * pairs.Count;
+                double flops = methodCost * new CostModel(loaded.Config, pairs[0].Length).ForwardFlops * pairs.Count;
                 double gflops = flops / seconds / 1e9;
                 double? torchMs = torch[model]?.GetProperty(method == "atp" ? "atp_ms_per_pair" : "atpstar_ms_per_pair").GetDouble();
-                Line($"| {model} | {pairs.Count} × {pairs[0].Length} | {method} | {msPerPair:F3} | {result.MethodCost:F2} | {gflops:F1} | {100 * gflops / peak:F0}% | {(torchMs is { } t ? t.ToString("F3", CultureInfo.InvariantCulture) : "n/a")} | {(torchMs is { } t2 ? (t2 / msPerPair).ToString("F2", CultureInfo.InvariantCulture) + "×" : "n/a")} |");
+                Line($"| {model} | {pairs.Count} × {pairs[0].Length} | {method} | {msPerPair:F3} | {methodCost:F2} | {gflops:F1} | {100 * gflops / peak:F0}% | {(torchMs is { } t ? t.ToString("F3", CultureInfo.InvariantCulture) : "n/a")} | {(torchMs is { } t2 ? (t2 / msPerPair).ToString("F2", CultureInfo.InvariantCulture) + "×" : "n/a")} |");
             }
         }
         report.AppendLine();

@@ -53,7 +53,7 @@ var forward = BenchmarkRunner.Run<ForwardBenchmarks>(config);
 var report = new StringBuilder();
 report.AppendLine("# CPU foundation benchmarks");
 report.AppendLine();
-report.AppendLine(CultureInfo.InvariantCulture, $"- machine: {Machine.CpuName()}, {threads} cores, FMA peak {peak:F0} GFLOP/s (fp32), .NET {Environment.Version}, {RuntimeInformation.OSDescription}");
+report.AppendLine(CultureInfo.InvariantCulture, $"- machine: {AtpFast.Cli.CpuPeak.CpuName()}, {threads} cores, FMA peak {peak:F0} GFLOP/s (fp32), .NET {Environment.Version}, {RuntimeInformation.OSDescription}");
 report.AppendLine(CultureInfo.InvariantCulture, $"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; BenchmarkDotNet {(quick ? "dry" : "short")} job, in-process; OpenBLAS {OpenBlas.Version()} with {threads} threads");
 report.AppendLine("- command: `dotnet run -c Release --project perf/AtpFast.Benchmarks`");
 report.AppendLine();
@@ -201,27 +201,13 @@ namespace AtpFast.Benchmarks
         }
     }
 
-    /// <summary>Peak fp32 FMA throughput of the machines we benchmark on. An unknown CPU fails loudly: add it, or
-    /// set ATPFAST_CPU_PEAK_GFLOPS.</summary>
+    /// <summary>Peak fp32 FMA throughput of the machines we benchmark on (<see cref="AtpFast.Cli.CpuPeak"/>, shared with
+    /// `atpfast bench`). An unknown CPU fails loudly: add it to the table, or set ATPFAST_CPU_PEAK_GFLOPS.</summary>
     internal static class Machine
     {
-        public static string CpuName() =>
-            File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
-
-        public static double PeakGflops()
-        {
-            if (Environment.GetEnvironmentVariable("ATPFAST_CPU_PEAK_GFLOPS") is { } env)
-                return double.Parse(env, CultureInfo.InvariantCulture);
-            // cores × 2 FMA units × 8 fp32 lanes × 2 flops × clock. The workplace's 2-core "AMD EPYC" VM reports
-            // 2.1 GHz, but both OpenBLAS and our GEMM measure ~205 GFLOP/s there, which needs ≥ 3.2 GHz: the table
-            // assumes a 3.5 GHz boost clock (224 GFLOP/s), an estimate the guest cannot confirm.
-            return (CpuName(), Environment.ProcessorCount) switch
-            {
-                ("AMD EPYC", 2) => 2 * 2 * 8 * 2 * 3.5,
-                var (name, cores) => throw new InvalidOperationException(
-                    $"unknown CPU '{name}' with {cores} cores: add its fp32 FMA peak to Machine.PeakGflops or set ATPFAST_CPU_PEAK_GFLOPS"),
-            };
-        }
+        public static double PeakGflops() => AtpFast.Cli.CpuPeak.Known()?.Gflops ?? throw new InvalidOperationException(
+            $"unknown CPU '{AtpFast.Cli.CpuPeak.CpuName()}' with {Environment.ProcessorCount} cores: add its fp32 FMA peak to CpuPeak.Known " +
+            $"(src/AtpFast.Cli/CpuPeak.cs) or set {AtpFast.Cli.CpuPeak.Variable}");
     }
 
     /// <summary>The PyTorch peer, run as a subprocess in the same benchmark run.</summary>

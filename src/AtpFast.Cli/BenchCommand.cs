@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -153,14 +152,14 @@ internal static class BenchCommand
         var config = source.Model.Config;
         using var backend = Gpu.Backends.Create(source.Model.Weights, backendName);
         IReadOnlyList<PromptPair> pairs = modelPath is null
-            ? [.. PromptPairs.GroupByLength(TaskFile.Parse(DemoModel.TasksJsonl(), source.Tokenizer, config.VocabSize, "embedded tasks"))[0].Take(quick ? 4 : 16)]
+            ? [.. DemoModel.TaskPairs(source.Tokenizer, config.VocabSize, "embedded tasks").Take(quick ? 4 : 16)]
             : SelftestCommand.RandomPairs(config, seqLen: quick ? 8 : 32, count: quick ? 4 : 16, seed: 3);
         var context = new BenchContext(source.Model.Weights, backend, pairs, quick);
         var items = Suites.SelectMany(s => s(context)).Where(i => filter is null || i.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
         if (items.Count == 0) throw new AtpFastException($"--filter {filter}: no benchmark item matches");
         var (peak, peakSource) = Peak.CpuGflops();
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"{Peak.CpuName()}, {Environment.ProcessorCount} threads; fp32 peak {(peak is { } p ? p.ToString("F0", CultureInfo.InvariantCulture) + " GFLOP/s" : "unknown")} ({peakSource}); ") +
+            $"{CpuPeak.CpuName()}, {Environment.ProcessorCount} threads; fp32 peak {(peak is { } p ? p.ToString("F0", CultureInfo.InvariantCulture) + " GFLOP/s" : "unknown")} ({peakSource}); ") +
             $"model {source.Description}; passes on {backend.Name}; {repeats} samples per item"));
 
         var measurements = new List<BenchMeasurement>();
@@ -182,15 +181,15 @@ internal static class BenchCommand
         AnsiConsole.Write(table);
         if (save is not null)
         {
-            var file = new BenchBaseline(BenchBaseline.CurrentFormat, Peak.CpuName(), Environment.ProcessorCount, source.Model.Sha256,
+            var file = new BenchBaseline(BenchBaseline.CurrentFormat, CpuPeak.CpuName(), Environment.ProcessorCount, source.Model.Sha256,
                 DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture), [.. measurements]);
             AttributionTable.WriteAtomically(save, w => w.Write(JsonSerializer.Serialize(file, SummaryJson.Options)));
             AnsiConsole.MarkupLine(Markup.Escape($"wrote {save}"));
         }
         if (baseline is null) return ExitCodes.Ok;
 
-        if (baseline.Machine != Peak.CpuName() || baseline.Threads != Environment.ProcessorCount)
-            AnsiConsole.MarkupLine(Markup.Escape($"[warning] the baseline was measured on {baseline.Machine} with {baseline.Threads} threads; this machine is {Peak.CpuName()} with {Environment.ProcessorCount}"));
+        if (baseline.Machine != CpuPeak.CpuName() || baseline.Threads != Environment.ProcessorCount)
+            AnsiConsole.MarkupLine(Markup.Escape($"[warning] the baseline was measured on {baseline.Machine} with {baseline.Threads} threads; this machine is {CpuPeak.CpuName()} with {Environment.ProcessorCount}"));
         var rows = BenchComparison.Compare(baseline.Items, measurements, threshold);
         var cmp = new Table().AddColumns("item", "old median", "new median", "new/old", "spread", "status");
         foreach (var r in rows)
@@ -345,32 +344,14 @@ internal static class BenchCommand
     private static string Pct(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{100 * fraction:F1}%");
 }
 
-/// <summary>The fp32 peak of this machine's CPU: ATPFAST_CPU_PEAK_GFLOPS, a measured entry of the known-machine table, or
-/// an estimate from the cores, the vector width and the nominal clock (said so in the output).</summary>
+/// <summary>The fp32 peak of this machine's CPU: ATPFAST_CPU_PEAK_GFLOPS or a measured entry of the known-machine table
+/// (<see cref="CpuPeak"/>), else an estimate from the cores, the vector width and the nominal clock (said so in the output).</summary>
 internal static class Peak
 {
-    public static string CpuName()
-    {
-        try
-        {
-            if (File.Exists("/proc/cpuinfo"))
-                return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
-        }
-        catch (IOException)
-        {
-        }
-        return RuntimeInformation.ProcessArchitecture.ToString();
-    }
-
     public static (double? Gflops, string Source) CpuGflops()
     {
-        if (Environment.GetEnvironmentVariable("ATPFAST_CPU_PEAK_GFLOPS") is { } env
-            && double.TryParse(env, NumberStyles.Float, CultureInfo.InvariantCulture, out double fromEnv))
-            return (fromEnv, "ATPFAST_CPU_PEAK_GFLOPS");
+        if (CpuPeak.Known() is { } known) return known;
         int cores = Environment.ProcessorCount;
-        // The CI machine (2-core "AMD EPYC" VM): both OpenBLAS and our GEMM measure ~205 GFLOP/s, which needs a ≥ 3.2 GHz
-        // boost clock; 2 FMA units × 8 fp32 lanes × 2 FLOPs × 3.5 GHz per core (perf/AtpFast.Benchmarks uses the same).
-        if (CpuName() == "AMD EPYC" && cores == 2) return (cores * 2 * 8 * 2 * 3.5, "known machine: 2-core AMD EPYC VM at 3.5 GHz boost");
         if (!Fma.IsSupported) return (null, "no FMA: unknown");
         int lanes = Avx512F.IsSupported ? 16 : 8;
         double? ghz = null;

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using AtpFast.Attribution;
 using AtpFast.Cpu;
-using AtpFast.Tasks;
 using Spectre.Console;
 
 namespace AtpFast.Cli;
@@ -24,22 +23,22 @@ internal static class DemoCommand
 
     private static int Run(string outDir)
     {
-        var source = ModelSource.Embedded();
+        // The embedded model and its held-out pairs of the most common length, as `atpfast run` without arguments loads them.
+        var inputs = RunInputs.Load(modelPath: null, tokenizerPath: null, tasksPath: null, length: null);
+        var source = inputs.Source;
         var config = source.Model.Config;
-        var all = TaskFile.Parse(DemoModel.TasksJsonl(), source.RequireTokenizer(), config.VocabSize, "embedded tasks.jsonl");
-        var pairs = PromptPairs.GroupByLength(all)[0];
+        var pairs = inputs.Pairs;
         using var backend = new CpuBackend(source.Model.Weights);
         AnsiConsole.MarkupLine($"[bold]AtpFast demo[/] — {Markup.Escape(source.Description)}: {config.Layers} layers, d {config.DModel}, " +
                                $"{config.Heads} heads, {config.DMlp} neurons per layer; backend {backend.Name}");
-        AnsiConsole.MarkupLine($"{pairs.Count} of the {all.Count} held-out IOI prompt pairs ({pairs[0].Length} tokens each; per-position " +
+        AnsiConsole.MarkupLine($"{pairs.Count} of the {inputs.AllPairs} held-out IOI prompt pairs ({pairs[0].Length} tokens each; per-position " +
                                "nodes need one length); AtP* (QK fix + GradDrop), logit difference answer − wrong, noising");
         var options = new AttributionOptions { VerifyTop = 20, BoundAlpha = 0.05 };
         var result = ProgressDisplay.Run(progress => AtpFast.Attribution.Attribution.Run(backend, pairs, options with { Progress = progress }));
 
         ResultPrinter.Print(result);
-        var tok = source.RequireTokenizer();
-        var context = new RunContext("embedded ioi-gpt2", source.Model.Sha256, "embedded tasks.jsonl (held-out IOI pairs)", all.Count,
-            [.. pairs[0].Clean.Select(id => tok.Decode([id]))], "cpu", Command: "atpfast demo");
+        var context = new RunContext("embedded ioi-gpt2", source.Model.Sha256, "embedded tasks.jsonl (held-out IOI pairs)", inputs.AllPairs,
+            inputs.PositionLabels(), "cpu", Command: "atpfast demo");
         ResultFiles.Write(result, outDir, context);
         AnsiConsole.MarkupLine(F($"{result.Elapsed.TotalSeconds:F1} s; wrote {Markup.Escape(Path.Combine(outDir, "report.html"))} (open it in a browser), results.jsonl, results.csv, summary.json"));
         return ExitCodes.Ok;

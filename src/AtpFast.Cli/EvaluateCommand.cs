@@ -42,10 +42,17 @@ internal static class EvaluateCommand
     {
         var source = ModelSource.Load(modelPath, tokenizerPath);
         var config = source.Model.Config;
-        string text = tasksPath is null ? DemoModel.TasksJsonl() : File.Exists(tasksPath) ? File.ReadAllText(tasksPath)
-            : throw new AtpFastException($"task file not found: {tasksPath}");
-        var all = TaskFile.Parse(text, source.Tokenizer, config.VocabSize, tasksPath ?? "embedded tasks.jsonl");
-        var pairs = PromptPairs.GroupByLength(all)[0];
+        IReadOnlyList<PromptPair> all, pairs;
+        if (tasksPath is null)
+        {
+            pairs = DemoModel.TaskPairs(source.Tokenizer, config.VocabSize, "embedded tasks.jsonl", out all);
+        }
+        else
+        {
+            string text = File.Exists(tasksPath) ? File.ReadAllText(tasksPath) : throw new AtpFastException($"task file not found: {tasksPath}");
+            all = TaskFile.Parse(text, source.Tokenizer, config.VocabSize, tasksPath);
+            pairs = PromptPairs.GroupByLength(all)[0];
+        }
         AttributionOptions options;
         try
         {
@@ -62,9 +69,7 @@ internal static class EvaluateCommand
         using var backend = new CpuBackend(source.Model.Weights);
         AnsiConsole.MarkupLine(Markup.Escape($"evaluating on {source.Description}: {pairs.Count} of {all.Count} pairs ({pairs[0].Length} tokens), " +
                                              $"nodes {nodes}, {metric}, {direction}, backend {backend.Name}"));
-        var probe = ProgressDisplay.Run(progress => AtpFast.Attribution.Attribution.Run(backend, pairs,
-            options with { Method = AttributionMethod.Atp, Progress = progress }));
-        double bruteForce = probe.BruteForceCost;
+        double bruteForce = AtpFast.Attribution.Attribution.BruteForceCost(backend, pairs, options);
         var budgetValues = budgets.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(b => b.EndsWith('%')
             ? double.Parse(b[..^1], CultureInfo.InvariantCulture) / 100 * bruteForce
             : double.Parse(b, CultureInfo.InvariantCulture)).Select(b => Math.Round(b, 1)).ToArray();

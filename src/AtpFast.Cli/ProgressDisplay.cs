@@ -9,15 +9,20 @@ namespace AtpFast.Cli;
 /// interactive terminal, one line per stage otherwise (logs, CI).</summary>
 internal static class ProgressDisplay
 {
-    public static T Run<T>(Func<IProgress<AttributionProgress>, T> work)
+    public static T Run<T>(Func<IProgress<AttributionProgress>, T> work) =>
+        Show(() => work(new StageLines(withRate: true)), ctx => work(new BarProgress(ctx)));
+
+    /// <summary>Runs <paramref name="lines"/> when the console is not interactive (or output is redirected), else
+    /// <paramref name="bars"/> inside a Spectre.Console progress display (bar, percentage, ETA, spinner).</summary>
+    internal static T Show<T>(Func<T> lines, Func<ProgressContext, T> bars)
     {
         if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsOutputRedirected)
-            return work(new LineProgress());
+            return lines();
         T result = default!;
         AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx => result = work(new BarProgress(ctx)));
+            .Start(ctx => result = bars(ctx));
         return result;
     }
 
@@ -48,7 +53,9 @@ internal static class ProgressDisplay
         }
     }
 
-    private sealed class LineProgress : IProgress<AttributionProgress>
+    /// <summary>One line on standard error when a stage starts (its size) and one when it is done (its time and, with
+    /// <paramref name="withRate"/>, its rate).</summary>
+    internal sealed class StageLines(bool withRate) : IProgress<AttributionProgress>
     {
         private readonly Stopwatch _clock = new();
         private string? _stage;
@@ -63,7 +70,7 @@ internal static class ProgressDisplay
             }
             else if (value.Done == value.Total)
             {
-                Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {value.Stage}: done in {_clock.Elapsed.TotalSeconds:F1} s{Rate(value.Done, _clock.Elapsed)}");
+                Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {value.Stage}: done in {_clock.Elapsed.TotalSeconds:F1} s{(withRate ? Rate(value.Done, _clock.Elapsed) : "")}");
             }
         }
     }
@@ -87,17 +94,8 @@ internal abstract class UnitProgress
     public abstract void Finishing();
 
     /// <summary>Runs <paramref name="work"/> with the display that suits the console.</summary>
-    public static T Show<T>(Func<UnitProgress, T> work)
-    {
-        if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsOutputRedirected)
-            return work(new Lines());
-        T result = default!;
-        AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx => result = work(new Bars(ctx)));
-        return result;
-    }
+    public static T Show<T>(Func<UnitProgress, T> work) =>
+        ProgressDisplay.Show(() => work(new Lines()), ctx => work(new Bars(ctx)));
 
     private static string Rate(long work, TimeSpan elapsed) =>
         elapsed.TotalSeconds < 0.01 ? "" : string.Create(CultureInfo.InvariantCulture, $"{work / elapsed.TotalSeconds:N0} node·pairs/s");
@@ -156,9 +154,8 @@ internal abstract class UnitProgress
     private sealed class Lines : UnitProgress, IProgress<AttributionProgress>
     {
         private readonly Stopwatch _clock = new();
-        private readonly Stopwatch _stageClock = new();
+        private readonly ProgressDisplay.StageLines _stages = new(withRate: false);
         private bool _finishing = true;
-        private string? _stage;
         private long _work;
         private int _startDone;
 
@@ -186,17 +183,7 @@ internal abstract class UnitProgress
 
         public void Report(AttributionProgress value)
         {
-            if (!_finishing) return;
-            if (value.Stage != _stage)
-            {
-                _stage = value.Stage;
-                _stageClock.Restart();
-                Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {value.Stage}: {value.Total:N0} units");
-            }
-            else if (value.Done == value.Total)
-            {
-                Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {value.Stage}: done in {_stageClock.Elapsed.TotalSeconds:F1} s");
-            }
+            if (_finishing) _stages.Report(value);
         }
     }
 }

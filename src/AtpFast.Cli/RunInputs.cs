@@ -55,12 +55,8 @@ internal sealed class RunInputs
             throw new AtpFastException($"--tasks {tasksPath}: task file not found");
         if (modelPath is not null && !File.Exists(modelPath))
             throw new AtpFastException($"--model {modelPath}: model file not found");
-        string text;
-        if (tasksPath is null)
-        {
-            text = DemoModel.TasksJsonl();
-        }
-        else
+        string? text = null;
+        if (tasksPath is not null)
         {
             try { text = File.ReadAllText(tasksPath); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -70,31 +66,33 @@ internal sealed class RunInputs
         }
         var source = ModelSource.Load(modelPath, tokenizerPath);
         string name = tasksPath ?? "embedded tasks.jsonl";
-        var all = TaskFile.Parse(text, source.Tokenizer, source.Model.Config.VocabSize, name);
-        var groups = PromptPairs.GroupByLength(all);
-        IReadOnlyList<PromptPair> pairs;
-        if (length is { } l)
+        int vocab = source.Model.Config.VocabSize;
+        IReadOnlyList<PromptPair> all, pairs;
+        if (text is null && length is null)
         {
-            pairs = groups.FirstOrDefault(g => g[0].Length == l) ?? throw new AtpFastException(
-                $"--length {l}: {name} has no pairs of {l} tokens (it has {Describe(groups)})");
+            // The embedded pairs: the largest group, as in demo and evaluate.
+            pairs = DemoModel.TaskPairs(source.Tokenizer, vocab, name, out all);
+            if (pairs.Count < all.Count) length = pairs[0].Length; // the file has several lengths: say which one ran
         }
-        else if (groups.Count > 1)
+        else
         {
-            if (tasksPath is null)
+            all = TaskFile.Parse(text ?? DemoModel.TasksJsonl(), source.Tokenizer, vocab, name);
+            var groups = PromptPairs.GroupByLength(all);
+            if (length is { } l)
             {
-                pairs = groups[0]; // the embedded pairs: the largest group, as in demo and evaluate
-                length = pairs[0].Length;
+                pairs = groups.FirstOrDefault(g => g[0].Length == l) ?? throw new AtpFastException(
+                    $"--length {l}: {name} has no pairs of {l} tokens (it has {Describe(groups)})");
             }
-            else
+            else if (groups.Count > 1)
             {
                 throw new AtpFastException(
                     $"{name}: the pairs have {groups.Count} token lengths ({Describe(groups)}); per-position nodes must mean the same position in " +
                     $"every pair, so one run takes one length: pass --length {groups[0][0].Length} (or split the file)");
             }
-        }
-        else
-        {
-            pairs = groups[0];
+            else
+            {
+                pairs = groups[0];
+            }
         }
         return new RunInputs(source, modelPath is null ? Embedded : Path.GetFullPath(modelPath), tasksPath is null ? Embedded : Path.GetFullPath(tasksPath),
             name, pairs, all.Count, length);

@@ -109,10 +109,7 @@ internal static class SelftestCommand
     /// from the working folder and from the tool), and <paramref name="extra"/>; random pairs for models without tasks.</summary>
     internal static List<TestModel> DiscoverModels(IReadOnlyList<string> extra)
     {
-        var models = new List<TestModel>();
-        var embedded = ModelSource.Embedded();
-        var pairs = PromptPairs.GroupByLength(TaskFile.Parse(DemoModel.TasksJsonl(), embedded.Tokenizer, embedded.Model.Config.VocabSize, "embedded tasks"))[0];
-        models.Add(new TestModel("embedded ioi-gpt2", embedded.Model.Weights, [.. pairs.Take(4)]));
+        var models = new List<TestModel> { EmbeddedModel() };
         var paths = new List<string>();
         if (FindRepositoryRoot() is { } root)
         {
@@ -130,6 +127,14 @@ internal static class SelftestCommand
             models.Add(new TestModel(name, model.Weights, RandomPairs(model.Config, seqLen: 8, count: 3, seed: 7)));
         }
         return models;
+    }
+
+    /// <summary>The embedded model with four of its held-out pairs (the first of <see cref="DiscoverModels"/>).</summary>
+    internal static TestModel EmbeddedModel()
+    {
+        var embedded = ModelSource.Embedded();
+        var pairs = DemoModel.TaskPairs(embedded.Tokenizer, embedded.Model.Config.VocabSize, "embedded tasks");
+        return new TestModel("embedded ioi-gpt2", embedded.Model.Weights, [.. pairs.Take(4)]);
     }
 
     private static string? FindRepositoryRoot()

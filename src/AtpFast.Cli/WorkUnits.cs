@@ -252,65 +252,18 @@ internal static class UnitRunner
         }
         methodCost /= plan.Pairs;
 
-        var ranking = VerifiedRecall.Rank(plan.Ids, estimate, depth);
-        var meter = new CostMeter();
-        var reporter = new ProgressReporter(progress);
-        double?[] verified = new double?[space.Count];
-        int verify = Math.Min(options.VerifyTop, ranking.Length);
-        double verificationCost = 0;
-        if (verify > 0 || options.BoundAlpha is not null)
-        {
-            // The method already paid for every batch's two runs. As in Attribution.Run, verification and the bound are
-            // charged only their patched runs when the runs stay cached, and the recomputed runs when they do not.
-            if (2 * AttributionSession.RunBytes(session.Config, plan.Pairs, session.SeqLen, backend.Precision) <= AttributionSession.MaxCachedBytes)
-                session.ForEachChunk(meter, _ => { });
-            else
-                for (int i = 0; i < session.ChunkCount; i++) meter.FirstUse(i);
-        }
-        if (verify > 0)
-        {
-            double before = meter.Total;
-            if (options.Method == AttributionMethod.Exact)
-            {
-                foreach (int id in ranking.Take(verify)) verified[id] = signed[id];
-            }
-            else
-            {
-                var top = ranking.Take(verify).ToArray();
-                var sets = top.Select(id => (ReadOnlyMemory<Node>)new[] { space[id] }).ToList();
-                var (effects, _) = ExactPatching.Effects(session, sets, meter, reporter, $"verifying the top {verify}");
-                for (int i = 0; i < top.Length; i++) verified[top[i]] = effects[i];
-            }
-            verificationCost = (meter.Total - before) / plan.Pairs;
-        }
-        var notes = new List<string>();
-        var bound = options.BoundAlpha is null ? null : FalseNegativeBound.Compute(session, ranking, verify, meter, reporter);
-        if (bound is not null && double.IsPositiveInfinity(bound.Theta)) notes.Add(bound.Describe());
+        // Per-node exact costs come from the same cost model as brute force (exact patching's rows cost their own run).
+        double[]? exactCosts = options.Method == AttributionMethod.Exact ? new double[space.Count] : null;
+        double bruteForce = AtpFast.Attribution.Attribution.BruteForceCost(session, plan.Ids, exactCosts);
         var backends = units.Select(u => u.Backend).Distinct().ToList();
-        if (backends.Count > 1 || backends[0] != backend.Name)
-            notes.Add($"units were computed on {string.Join(", ", backends)}; verification and the bound on {backend.Name}");
-
-        double[]? exactCosts = null;
-        if (options.Method == AttributionMethod.Exact)
-        {
-            exactCosts = new double[space.Count];
-            foreach (int id in plan.Ids)
-            {
-                var patch = PatchPlan.For([space[id]], session.Config.Layers, session.SeqLen, options.Patching.PrefixReuse);
-                exactCosts[id] = session.Cost.Patched(patch, session.MetricColumns);
-            }
-        }
-        var rows = new AttributionRow[ranking.Length];
-        for (int i = 0; i < ranking.Length; i++)
-        {
-            int id = ranking[i];
-            rows[i] = new AttributionRow(id, space[id], options.Method, options.Metric, options.Direction,
-                estimate[id], signed[id], i + 1, verified[id], exactCosts?[id] ?? methodCost);
-        }
-        double bruteForce = AtpFast.Attribution.Attribution.BruteForceCost(session, plan.Ids);
-        var elapsed = TimeSpan.FromSeconds(units.Sum(u => u.Seconds)) + clock.Elapsed;
-        return new AttributionResult(options with { Progress = null, Cancellation = default }, backend.Name, backend.Precision,
-            session.Config, plan.Pairs, session.SeqLen, rows, methodCost, verificationCost, bruteForce, bound,
-            haveBaseline ? (clean, noise) : null, elapsed, notes, meaningful: true);
+        string[] laterNotes = backends.Count > 1 || backends[0] != backend.Name
+            ? [$"units were computed on {string.Join(", ", backends)}; verification and the bound on {backend.Name}"]
+            : [];
+        // The method's runs were paid for by the units (methodMeter: null): verification and the bound are charged as in
+        // Attribution.Run.
+        return AtpFast.Attribution.Attribution.Finish(session, plan.Ids, new NodeScores(estimate, signed, depth), exactCosts, methodCost,
+            bruteForce, methodMeter: null, new ProgressReporter(progress), () => haveBaseline ? (clean, noise) : null,
+            options with { Progress = null, Cancellation = default }, () => TimeSpan.FromSeconds(units.Sum(u => u.Seconds)) + clock.Elapsed,
+            notes: [], laterNotes);
     }
 }

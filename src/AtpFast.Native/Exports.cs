@@ -228,14 +228,7 @@ public static unsafe class Exports
             var space = Space(m.Config, seqLen);
             var types = Types(nodeTypes, "node_types");
             var mode = Positions(positions, "positions");
-            // Counted, not listed: Select would materialise every id.
-            long perGroup = mode switch { PositionMode.PerPosition => space.SeqLen, PositionMode.AllPositions => 1, _ => space.SeqLen + 1L };
-            long total = 0;
-            for (int t = 0; t < 8; t++)
-            {
-                if (((int)types & (1 << t)) != 0) total += (long)m.Config.Layers * space.PerLayer((NodeType)t) * perGroup;
-            }
-            *count = (nuint)total;
+            *count = (nuint)space.CountSelected(types, mode); // counted, not listed: Select would materialise every id
             return LastError.Ok();
         }
         catch (Exception e)

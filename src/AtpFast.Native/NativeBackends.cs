@@ -30,7 +30,6 @@ internal static class NativeBackends
     {
         CheckAvailable(backend);
 #if ATPFAST_HOSTED
-        if (backend == Cpu) return new CpuBackend(weights, Precision.Float32, threads);
         try
         {
             return AtpFast.Gpu.Backends.Create(weights, Name(backend), threads);

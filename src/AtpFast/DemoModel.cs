@@ -1,3 +1,4 @@
+using AtpFast.Tasks;
 using AtpFast.Tokenizers;
 
 namespace AtpFast;
@@ -27,6 +28,23 @@ public static class DemoModel
     /// <summary>The embedded <c>tasks.jsonl</c> (one IOI prompt pair per line) as text.</summary>
     /// <exception cref="AtpFastException">The assembly was built without the task file.</exception>
     public static string TasksJsonl() => ReadText("tasks.jsonl");
+
+    /// <summary>The pairs of the embedded <c>tasks.jsonl</c> of its most common token length (per-position nodes need
+    /// one length): the default distribution of the demo, run, evaluate, bench and selftest.</summary>
+    /// <param name="tokenizer">Encodes the text prompts (the embedded model's is <see cref="Tokenizer"/>).</param>
+    /// <param name="vocabSize">The model's vocabulary size (token ids are checked against it).</param>
+    /// <param name="source">Names the task file in error messages.</param>
+    /// <param name="all">Every pair of the file, of all lengths.</param>
+    /// <exception cref="TaskFileException">A pair the tokenizer or the vocabulary cannot express.</exception>
+    internal static IReadOnlyList<PromptPair> TaskPairs(ITokenizer? tokenizer, int vocabSize, string source, out IReadOnlyList<PromptPair> all)
+    {
+        all = TaskFile.Parse(TasksJsonl(), tokenizer, vocabSize, source);
+        return PromptPairs.GroupByLength(all)[0];
+    }
+
+    /// <inheritdoc cref="TaskPairs(ITokenizer?, int, string, out IReadOnlyList{PromptPair})"/>
+    internal static IReadOnlyList<PromptPair> TaskPairs(ITokenizer? tokenizer, int vocabSize, string source = "tasks") =>
+        TaskPairs(tokenizer, vocabSize, source, out _);
 
     private static string ReadText(string name)
     {

@@ -271,4 +271,17 @@ public sealed class NodeSpace
         }
         return [.. ids];
     }
+
+    /// <summary>How many ids <see cref="Select"/> returns for <paramref name="types"/> and <paramref name="positions"/>,
+    /// counted without listing them.</summary>
+    public int CountSelected(NodeTypes types, PositionMode positions)
+    {
+        int perGroup = positions switch { PositionMode.PerPosition => SeqLen, PositionMode.AllPositions => 1, _ => SeqLen + 1 };
+        long total = 0;
+        for (int t = 0; t < 8; t++)
+        {
+            if (((int)types & (1 << t)) != 0) total += (long)Config.Layers * _perLayer[t] * perGroup;
+        }
+        return (int)total; // at most Count
+    }
 }

@@ -46,12 +46,41 @@ public static class Attribution
         var meter = new CostMeter();
         var progress = new ProgressReporter(options.Progress);
         var (scores, exactCosts) = Score(session, options.Method, ids, options.Budget, meter, progress);
-        double methodCost = meter.Total / session.PairCount;
+        return Finish(session, ids, scores, exactCosts, meter.Total / session.PairCount, bruteForce, meter, progress,
+            () => session.BaselineMetric, options, () => clock.Elapsed, notes);
+    }
+
+    /// <summary>
+    /// Everything of a run after the method's scores: ranks <paramref name="ids"/>, verifies the top
+    /// <see cref="AttributionOptions.VerifyTop"/> by exact patching over all of <paramref name="session"/>'s pairs, computes the
+    /// false-negative bound and assembles the result. Used by <see cref="Run(IBackend, IReadOnlyList{PromptPair}, AttributionOptions?)"/>
+    /// and by the CLI's work units, which compute the scores in pieces and finish once over the whole distribution.
+    /// </summary>
+    /// <param name="session">The whole distribution, with the options of the run.</param>
+    /// <param name="ids">The selected nodes.</param>
+    /// <param name="scores">The method's scores, indexed by id.</param>
+    /// <param name="exactCosts">Each node's own cost per pair (exact patching), else null: every row costs <paramref name="methodCost"/>.</param>
+    /// <param name="methodCost">The method's cost per pair.</param>
+    /// <param name="bruteForce">Exact patching of every selected node, per pair (<see cref="BruteForceCost(AttributionSession, int[], double[])"/>).</param>
+    /// <param name="methodMeter">The meter that paid for the method on this session (it has paid for every batch's two runs);
+    /// null when the method ran elsewhere, in which case a meter is set up as if it had.</param>
+    /// <param name="progress">Reports verification and the bound.</param>
+    /// <param name="baseline">Read once everything is done: the unpatched metrics the result reports.</param>
+    /// <param name="resultOptions">The options the result reports.</param>
+    /// <param name="elapsed">Read once everything is done: the run's time.</param>
+    /// <param name="notes">The run's notes so far; the bound's note and then <paramref name="laterNotes"/> are added.</param>
+    /// <param name="laterNotes">Notes after the bound's.</param>
+    internal static AttributionResult Finish(AttributionSession session, int[] ids, NodeScores scores, double[]? exactCosts,
+        double methodCost, double bruteForce, CostMeter? methodMeter, ProgressReporter progress, Func<(double Clean, double Noise)?> baseline,
+        AttributionOptions resultOptions, Func<TimeSpan> elapsed, List<string> notes, IEnumerable<string>? laterNotes = null)
+    {
+        var options = session.Options;
         var ranking = VerifiedRecall.Rank(ids, scores.Estimate, scores.Depth);
+        int verify = Math.Min(options.VerifyTop, ranking.Length);
+        var meter = methodMeter ?? (verify > 0 || options.BoundAlpha is not null ? PaidMeter(session) : new CostMeter());
 
         // Verification and the bound reuse the method's runs: they cost only their patched runs.
-        double? [] verified = new double?[session.Space.Count];
-        int verify = Math.Min(options.VerifyTop, ranking.Length);
+        double?[] verified = new double?[session.Space.Count];
         double before = meter.Total;
         if (verify > 0)
         {
@@ -70,6 +99,7 @@ public static class Attribution
         double verificationCost = (meter.Total - before) / session.PairCount;
         var bound = options.BoundAlpha is null ? null : FalseNegativeBound.Compute(session, ranking, verify, meter, progress);
         if (bound is not null && double.IsPositiveInfinity(bound.Theta)) notes.Add(bound.Describe());
+        if (laterNotes is not null) notes.AddRange(laterNotes);
 
         var rows = new AttributionRow[ranking.Length];
         for (int i = 0; i < ranking.Length; i++)
@@ -78,8 +108,22 @@ public static class Attribution
             rows[i] = new AttributionRow(id, session.Space[id], options.Method, options.Metric, options.Direction,
                 scores.Estimate[id], scores.Signed[id], i + 1, verified[id], exactCosts?[id] ?? methodCost);
         }
-        return new AttributionResult(options, backend.Name, backend.Precision, session.Config, session.PairCount, session.SeqLen,
-            rows, methodCost, verificationCost, bruteForce, bound, session.BaselineMetric, clock.Elapsed, notes, meaningful: true);
+        var backend = session.Backend;
+        return new AttributionResult(resultOptions, backend.Name, backend.Precision, session.Config, session.PairCount, session.SeqLen,
+            rows, methodCost, verificationCost, bruteForce, bound, baseline(), elapsed(), notes, meaningful: true);
+    }
+
+    /// <summary>A meter for a session whose method ran elsewhere and paid for every batch's two runs: like the method's own
+    /// meter, it charges verification and the bound only their patched runs while the runs stay cached (warming the cache
+    /// here, uncharged), and the recomputed runs when they do not.</summary>
+    private static CostMeter PaidMeter(AttributionSession session)
+    {
+        var meter = new CostMeter();
+        if (2 * AttributionSession.RunBytes(session.Config, session.PairCount, session.SeqLen, session.Backend.Precision) <= AttributionSession.MaxCachedBytes)
+            session.ForEachChunk(meter, _ => { });
+        else
+            for (int i = 0; i < session.ChunkCount; i++) meter.FirstUse(i);
+        return meter;
     }
 
     /// <summary>False, with the reason, when a method cannot say anything for a metric and direction: the gradient of
@@ -105,8 +149,18 @@ public static class Attribution
         return ids;
     }
 
-    /// <summary>Exhaustive exact patching of <paramref name="ids"/> per pair, from the cost model.</summary>
-    internal static double BruteForceCost(AttributionSession session, int[] ids)
+    /// <summary>Exhaustive exact patching of the nodes <paramref name="options"/> selects, per pair, from the cost model
+    /// (no pass runs): the <see cref="AttributionResult.BruteForceCost"/> a run with these options reports.</summary>
+    /// <exception cref="InvalidModelInputException">The pairs cannot be run, or no node is selected.</exception>
+    internal static double BruteForceCost(IBackend backend, IReadOnlyList<PromptPair> pairs, AttributionOptions options)
+    {
+        using var session = new AttributionSession(backend, pairs, options);
+        return BruteForceCost(session, Selected(session));
+    }
+
+    /// <summary>Exhaustive exact patching of <paramref name="ids"/> per pair, from the cost model; when
+    /// <paramref name="costById"/> is given it receives each node's own patched run per pair (indexed by id).</summary>
+    internal static double BruteForceCost(AttributionSession session, int[] ids, double[]? costById = null)
     {
         // A single node's plan depends only on its layer, position and whether it acts at one position.
         var cache = new Dictionary<(int, int, bool), double>();
@@ -117,6 +171,7 @@ public static class Attribution
             var plan = PatchPlan.For([node], session.Config.Layers, session.SeqLen, session.Options.Patching.PrefixReuse);
             var key = (plan.Layer, plan.Position, plan.OnePosition);
             if (!cache.TryGetValue(key, out double cost)) cache[key] = cost = session.Cost.Patched(plan, session.MetricColumns);
+            if (costById is not null) costById[id] = cost;
             total += cost;
         }
         return total;

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using AtpFast.Cpu;
 
 namespace AtpFast.Tests.Attribution;
@@ -38,15 +39,9 @@ public abstract class GradientCheckTests(ITestOutputHelper output)
     public void Backward_matches_float64_finite_differences_for_every_node(string family, MetricKind metric, Direction direction)
     {
         var weights = TinyModels.Create(family);
-        var setup = new Setup(weights, metric, direction, seed: family.Length * 31 + (int)metric * 7 + (int)direction);
+        var setup = new Setup(family, weights, metric, direction, seed: family.Length * 31 + (int)metric * 7 + (int)direction);
         using var backend = CreateBackend(weights);
-        using var reference = new CpuBackend(weights, Precision.Float64);
-        var nodes = FiniteDifferences.AllNodes(weights.Config, Batch, SeqLen, NodeTypes.All, weights.Config.Layers - 1);
-
-        var (baseRun, targets, clean) = setup.Prepare(reference);
-        var expected = FiniteDifferences.Gradients(reference, baseRun, targets, nodes);
-        baseRun.Dispose();
-        clean?.Dispose();
+        var expected = Reference(setup, droppedLayer: -1);
 
         var (run, testTargets, testClean) = setup.Prepare(backend);
         using var gradients = backend.CreateGradients(run);
@@ -61,10 +56,8 @@ public abstract class GradientCheckTests(ITestOutputHelper output)
     public void GradDrop_gradients_match_finite_differences_with_the_dropped_layer_frozen(string family)
     {
         var weights = TinyModels.Create(family);
-        var setup = new Setup(weights, MetricKind.LogitDiff, Direction.Noising, seed: family.Length);
+        var setup = new Setup(family, weights, MetricKind.LogitDiff, Direction.Noising, seed: family.Length);
         using var backend = CreateBackend(weights);
-        using var reference = new CpuBackend(weights, Precision.Float64);
-        var (baseRun, targets, _) = setup.Prepare(reference);
         var (run, testTargets, _) = setup.Prepare(backend);
         using var full = backend.CreateGradients(run);
         backend.Backward(run, testTargets, full);
@@ -83,16 +76,40 @@ public abstract class GradientCheckTests(ITestOutputHelper output)
                 backend.ReadGradient(dropped, e, node, values);
                 Assert.True(values.ToArray().All(v => v == 0), $"{node.Name} has a gradient although its layer is detached");
             }
-            var nodes = FiniteDifferences.AllNodes(weights.Config, Batch, SeqLen, NodeTypes.All, l)
-                .Where(n => n.Node.Layer < l || n.Node.Type == NodeType.ResidPre).ToList();
-            var expected = FiniteDifferences.Gradients(reference, baseRun, targets, nodes, droppedLayer: l);
+            var expected = Reference(setup, droppedLayer: l);
             Compare(backend, dropped, expected, $"{family} GradDrop layer {l}");
         }
-        baseRun.Dispose();
         run.Dispose();
     }
 
     public static TheoryData<string> Families() => [.. TinyModels.Names];
+
+    private static readonly ConcurrentDictionary<(string Family, MetricKind Metric, Direction Direction, int Seed, int DroppedLayer),
+        Lazy<Dictionary<(int Example, Node Node), double[]>>> References = new();
+
+    /// <summary>The fp64 finite-difference gradients of <paramref name="setup"/>'s case: of every node with no layer dropped
+    /// (<paramref name="droppedLayer"/> −1), else of the nodes below the dropped layer and every resid_pre with its write
+    /// frozen. They do not depend on the backend under test, so each is computed once for all the subclasses (read only).</summary>
+    private static Dictionary<(int Example, Node Node), double[]> Reference(Setup setup, int droppedLayer) =>
+        References.GetOrAdd((setup.Family, setup.Metric, setup.Direction, setup.Seed, droppedLayer), _ => new(() =>
+        {
+            var config = setup.Weights.Config;
+            var nodes = droppedLayer < 0
+                ? FiniteDifferences.AllNodes(config, Batch, SeqLen, NodeTypes.All, config.Layers - 1)
+                : FiniteDifferences.AllNodes(config, Batch, SeqLen, NodeTypes.All, droppedLayer)
+                    .Where(n => n.Node.Layer < droppedLayer || n.Node.Type == NodeType.ResidPre).ToList();
+            using var reference = new CpuBackend(setup.Weights, Precision.Float64);
+            var (baseRun, targets, clean) = setup.Prepare(reference);
+            try
+            {
+                return FiniteDifferences.Gradients(reference, baseRun, targets, nodes, droppedLayer);
+            }
+            finally
+            {
+                baseRun.Dispose();
+                clean?.Dispose();
+            }
+        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
 
     private void Compare(IBackend backend, IGradientCache gradients, Dictionary<(int Example, Node Node), double[]> expected, string label)
     {
@@ -117,22 +134,28 @@ public abstract class GradientCheckTests(ITestOutputHelper output)
     /// <summary>Random prompts and targets for one case; <see cref="Prepare"/> builds the base run and metric on a backend.</summary>
     private sealed class Setup
     {
-        private readonly ModelWeights _weights;
-        private readonly MetricKind _metric;
-        private readonly Direction _direction;
         private readonly int[] _clean, _noise, _answers, _wrongs;
 
-        public Setup(ModelWeights weights, MetricKind metric, Direction direction, int seed)
+        public Setup(string family, ModelWeights weights, MetricKind metric, Direction direction, int seed)
         {
-            _weights = weights;
-            _metric = metric;
-            _direction = direction;
+            Family = family;
+            Weights = weights;
+            Metric = metric;
+            Direction = direction;
+            Seed = seed;
             var rng = new Random(seed);
             _clean = TinyModels.Tokens(rng, Batch * SeqLen);
             _noise = TinyModels.Tokens(rng, Batch * SeqLen);
             _answers = [.. Enumerable.Range(0, Batch).Select(_ => rng.Next(TinyModels.Vocab))];
             _wrongs = [.. _answers.Select(a => (a + 1 + rng.Next(TinyModels.Vocab - 1)) % TinyModels.Vocab)];
         }
+
+        /// <summary>The tiny model's family (<see cref="TinyModels.Create"/>; <see cref="Weights"/> are its).</summary>
+        public string Family { get; }
+        public ModelWeights Weights { get; }
+        public MetricKind Metric { get; }
+        public Direction Direction { get; }
+        public int Seed { get; }
 
         public (IRunCache Base, MetricTargets Targets, IRunCache? Clean) Prepare(IBackend backend)
         {
@@ -142,8 +165,8 @@ public abstract class GradientCheckTests(ITestOutputHelper output)
             double[] high = new double[Batch], low = new double[Batch];
             backend.Metric(clean, ld, high);
             backend.Metric(noise, ld, low);
-            var targets = new MetricTargets(_metric, _answers, _wrongs, _metric == MetricKind.Kl ? clean : null, low, high);
-            if (_direction == Direction.Noising)
+            var targets = new MetricTargets(Metric, _answers, _wrongs, Metric == MetricKind.Kl ? clean : null, low, high);
+            if (Direction == Direction.Noising)
             {
                 noise.Dispose();
                 return (clean, targets, null);

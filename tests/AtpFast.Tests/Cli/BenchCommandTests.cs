@@ -12,7 +12,6 @@ public sealed class BenchCommandTests
     public void Save_then_compare_passes_and_a_much_faster_baseline_is_a_regression()
     {
         using var dir = new TempFolder("bench");
-        Directory.CreateDirectory(dir.Path);
         string baseline = dir["baseline.json"];
         Atpfast.Ok("bench", "--quick", "--repeats", "3", "--save", baseline);
         var saved = JsonNode.Parse(File.ReadAllText(baseline))!;
@@ -47,7 +46,6 @@ public sealed class BenchCommandTests
     public void A_missing_or_foreign_baseline_is_bad_input()
     {
         using var dir = new TempFolder("bench-bad");
-        Directory.CreateDirectory(dir.Path);
         var (exit, error) = Atpfast.Run("bench", "--quick", "--compare", dir["none.json"]);
         Assert.Equal(ExitCodes.BadInput, exit);
         Assert.Contains("--compare", error, StringComparison.Ordinal);

@@ -5,22 +5,6 @@ using AtpFast.Tokenizers;
 
 namespace AtpFast.Tests.Cli;
 
-/// <summary>A temporary folder removed at the end of a test.</summary>
-internal sealed class TempFolder : IDisposable
-{
-    public TempFolder(string name) =>
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"atpfast-{name}-{Guid.NewGuid():N}");
-
-    public string Path { get; }
-
-    public string this[string relative] => System.IO.Path.Combine(Path, relative);
-
-    public void Dispose()
-    {
-        if (Directory.Exists(Path)) Directory.Delete(Path, recursive: true);
-    }
-}
-
 /// <summary>Runs the atpfast command tree in-process and keeps what it printed as errors.</summary>
 internal static class Atpfast
 {

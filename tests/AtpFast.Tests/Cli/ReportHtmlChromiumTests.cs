@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using AtpFast.Tests.Integration;
 
@@ -69,17 +68,8 @@ public sealed partial class ReportHtmlChromiumTests
 
     private static string RunChromium(string chromium, string[] args)
     {
-        var psi = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(120_000))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail("chromium did not finish in 120 s");
-        }
-        Assert.True(p.ExitCode == 0, $"chromium exited {p.ExitCode}: {stderr.Result}");
-        return stdout.Result;
+        var run = TestProcess.Run(chromium, args, workingDirectory: null, TimeSpan.FromSeconds(120));
+        Assert.True(run.ExitCode == 0, $"chromium exited {run.ExitCode}: {run.Stderr}");
+        return run.Stdout;
     }
 }

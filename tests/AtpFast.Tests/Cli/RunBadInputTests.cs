@@ -42,9 +42,7 @@ public sealed class RunBadInputTests
     public void Bad_input_gives_one_line_naming_it_and_leaves_no_output(string why, string[] args, string taskFile, string[] expected)
     {
         using var dir = new TempFolder("bad-input");
-        Directory.CreateDirectory(dir.Path);
-        string tasks = dir["tasks.jsonl"];
-        File.WriteAllText(tasks, taskFile);
+        string tasks = dir.File("tasks.jsonl", taskFile);
         string output = dir["out"];
         string[] argv = ["run", .. args.Select(a => a.Replace("{dir}", dir.Path, StringComparison.Ordinal).Replace("{tasks}", tasks, StringComparison.Ordinal)),
             "--out", output, "--bound", "0", "--verify-top", "0"];

@@ -14,8 +14,8 @@ public sealed partial class BadArgumentTests
     [Fact]
     public void Every_export_rejects_bad_arguments_with_a_status_and_a_message()
     {
-        var run = Run(valgrind: false);
-        Assert.True(run.ExitCode == 0, $"bad_args failed ({run.ExitCode}):\n{Failures(run.Stdout)}\n{NativeBuild.Tail(run.Stderr, 4000)}");
+        var run = Natively.Value;
+        Assert.True(run.ExitCode == 0, $"bad_args failed ({run.ExitCode}):\n{Failures(run.Stdout)}\n{TestProcess.Tail(run.Stderr, 4000)}");
         var checks = Checks(run.Stdout);
         Assert.DoesNotContain(run.Stdout.Split('\n'), l => l.StartsWith("FAILED", StringComparison.Ordinal));
 
@@ -48,31 +48,33 @@ public sealed partial class BadArgumentTests
         if (NativeBuild.Which("valgrind") is null)
             Assert.Skip("valgrind is not installed (apt-get install valgrind; .ci/run installs it when run as root)");
         var run = Run(valgrind: true);
-        Assert.True(run.ExitCode == 0, $"bad_args under valgrind failed ({run.ExitCode}):\n{Failures(run.Stdout)}\n{NativeBuild.Tail(run.Stderr, 6000)}");
+        Assert.True(run.ExitCode == 0, $"bad_args under valgrind failed ({run.ExitCode}):\n{Failures(run.Stdout)}\n{TestProcess.Tail(run.Stderr, 6000)}");
         Assert.Contains("ERROR SUMMARY:", run.Stderr, StringComparison.Ordinal);
         // NativeAOT's GC and stack walks can draw benign reports (uninitialised-value and leak noise); what must never
         // appear is an access outside valid memory or a bad free.
         string[] invalid = [.. run.Stderr.Split('\n').Where(l => InvalidAccess().IsMatch(l))];
-        Assert.True(invalid.Length == 0, "valgrind found invalid accesses:\n" + NativeBuild.Tail(run.Stderr, 8000));
-        Assert.Equal(Checks(run.Stdout).Count, Checks(Run(valgrind: false).Stdout).Count);
+        Assert.True(invalid.Length == 0, "valgrind found invalid accesses:\n" + TestProcess.Tail(run.Stderr, 8000));
+        Assert.Equal(Checks(run.Stdout).Count, Checks(Natively.Value.Stdout).Count);
         TestContext.Current.TestOutputHelper?.WriteLine(run.Stderr.Split('\n').LastOrDefault(l => l.Contains("ERROR SUMMARY", StringComparison.Ordinal)) ?? "");
     }
 
-    private static NativeBuild.ProcessResult Run(bool valgrind)
+    /// <summary>The native run (without valgrind), shared by both tests.</summary>
+    private static readonly Lazy<TestProcess.Result> Natively = new(() => Run(valgrind: false), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private static TestProcess.Result Run(bool valgrind)
     {
         string exe = Program.Value;
         string scratch = Directory.CreateDirectory(Path.Combine(NativeBuild.Work, "bad-args-scratch-" + Guid.NewGuid().ToString("N")[..8])).FullName;
         try
         {
-            string model = Path.Combine(NativeBuild.Repo, "src", "AtpFast", "Models", "ioi-gpt2", "model.onnx");
-            string args = $"\"{model}\" \"{scratch}\"";
-            if (!valgrind) return NativeBuild.Run(exe, args, NativeBuild.Work, TimeSpan.FromMinutes(2));
+            string args = $"\"{NativeBuild.IoiModel}\" \"{scratch}\"";
+            if (!valgrind) return TestProcess.Run(exe, args, NativeBuild.Work, TimeSpan.FromMinutes(2));
             // Debian 12's valgrind (3.19) gives up on the DWARF 5 of libatpfast.so.dbg ("unhandled dwarf2 abbrev form
             // code 0x25"), which it finds through the library's debug link: run a copy without the .dbg beside it.
             string alone = Directory.CreateDirectory(Path.Combine(scratch, "valgrind")).FullName;
             File.Copy(exe, Path.Combine(alone, "bad_args"));
             File.Copy(NativeBuild.AotLibrary, Path.Combine(alone, "libatpfast.so"));
-            return NativeBuild.Run("valgrind", $"--tool=memcheck --error-exitcode=0 \"{Path.Combine(alone, "bad_args")}\" {args}",
+            return TestProcess.Run("valgrind", $"--tool=memcheck --error-exitcode=0 \"{Path.Combine(alone, "bad_args")}\" {args}",
                 NativeBuild.Work, TimeSpan.FromMinutes(8));
         }
         finally
@@ -81,15 +83,10 @@ public sealed partial class BadArgumentTests
         }
     }
 
-    private static readonly Lazy<string> Program = new(() =>
-    {
-        string dir = NativeBuild.AotLibraryDir;
-        string exe = Path.Combine(dir, "bad_args");
-        NativeBuild.Gcc($"-O1 -g -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -I \"{NativeBuild.IncludeDir}\" " +
-                        $"\"{Path.Combine(NativeBuild.Repo, "tests", "AtpFast.Tests", "Native", "c", "bad_args.c")}\" -o \"{exe}\" " +
-                        $"-L \"{dir}\" -latpfast -Wl,-rpath,$ORIGIN -lm -lpthread");
-        return exe;
-    }, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<string> Program = new(
+        () => NativeBuild.CompileTestProgram(NativeBuild.TestSource("bad_args.c"), NativeBuild.AotLibraryDir, posix: "200809L",
+            optimize: "-O1 -g", libraries: "-lm -lpthread"),
+        LazyThreadSafetyMode.ExecutionAndPublication);
 
     private sealed record Check(string Function, string Expected, string Got, string Message);
 

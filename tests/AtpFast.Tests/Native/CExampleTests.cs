@@ -11,7 +11,7 @@ public sealed class CExampleTests
     public void C_example_prints_what_the_CSharp_API_returns()
     {
         var reference = DemoReference.Run(top: 10);
-        var run = NativeBuild.Run(NativeBuild.DemoExecutable, "", NativeBuild.Work, TimeSpan.FromMinutes(2));
+        var run = NativeBuild.RunDemo("");
         Assert.True(run.ExitCode == 0, $"atp_demo failed ({run.ExitCode}): {run.Stderr}");
         Assert.Equal(DemoReference.Expected(reference, 10, 9), run.Stdout);
         Assert.Contains("load-to-first-result", run.Stderr, StringComparison.Ordinal);
@@ -23,7 +23,7 @@ public sealed class CExampleTests
         // 17 significant digits identify a double exactly: the AOT library computes the same bits as the JIT.
         const int top = 25;
         var reference = DemoReference.Run(top);
-        var run = NativeBuild.Run(NativeBuild.DemoExecutable, $"{top} 17", NativeBuild.Work, TimeSpan.FromMinutes(2));
+        var run = NativeBuild.RunDemo($"{top} 17");
         Assert.True(run.ExitCode == 0, $"atp_demo failed ({run.ExitCode}): {run.Stderr}");
         Assert.Equal(DemoReference.Expected(reference, top, 17), run.Stdout);
         var rows = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(6).ToList();

@@ -14,7 +14,7 @@ public sealed class HostedRouteTests
         string exe = Path.Combine(dir, "atp_demo");
         File.Copy(NativeBuild.DemoExecutable, exe, overwrite: true); // the very binary linked against the NativeAOT library
         var reference = DemoReference.Run(top: 10);
-        var run = NativeBuild.Run(exe, "10 17", NativeBuild.Work, TimeSpan.FromMinutes(2), Environment);
+        var run = TestProcess.Run(exe, "10 17", NativeBuild.Work, TimeSpan.FromMinutes(2), Environment);
         Assert.True(run.ExitCode == 0, $"atp_demo (hosted) failed ({run.ExitCode}): {run.Stderr}");
         Assert.Equal(DemoReference.Expected(reference, 10, 17), run.Stdout); // CI has no GPU: auto is the CPU here
     }
@@ -23,12 +23,9 @@ public sealed class HostedRouteTests
     public void Cuda_reaches_the_GPU_backend_and_a_missing_runtime_is_a_status()
     {
         string dir = NativeBuild.HostedLibraryDir;
-        string exe = Path.Combine(dir, "hosted_check");
-        NativeBuild.Gcc($"-O2 -Wall -Wextra -Werror -std=c11 -I \"{NativeBuild.IncludeDir}\" " +
-                        $"\"{Path.Combine(NativeBuild.Repo, "tests", "AtpFast.Tests", "Native", "c", "hosted_check.c")}\" -o \"{exe}\" " +
-                        $"-L \"{dir}\" -latpfast -Wl,-rpath,$ORIGIN");
+        string exe = NativeBuild.CompileTestProgram(NativeBuild.TestSource("hosted_check.c"), dir);
 
-        var run = NativeBuild.Run(exe, "", NativeBuild.Work, TimeSpan.FromMinutes(2), Environment);
+        var run = TestProcess.Run(exe, "", NativeBuild.Work, TimeSpan.FromMinutes(2), Environment);
         Assert.True(run.ExitCode == 0, run.Stderr);
         string[] lines = run.Stdout.Split('\n');
         Assert.Equal("version 100 0.1.0", lines[0]);
@@ -38,7 +35,7 @@ public sealed class HostedRouteTests
         Assert.DoesNotContain("not available in this build: the NativeAOT library", run.Stdout, StringComparison.Ordinal);
         Assert.StartsWith("context_create bad ATP_ERR_BAD_ARGUMENT | atp_context_create: backend 9", lines[3], StringComparison.Ordinal);
 
-        var broken = NativeBuild.Run(exe, "", NativeBuild.Work, TimeSpan.FromMinutes(2), env =>
+        var broken = TestProcess.Run(exe, "", NativeBuild.Work, TimeSpan.FromMinutes(2), env =>
         {
             Environment(env);
             env["ATPFAST_MANAGED_DIR"] = "/nonexistent/atpfast";

@@ -14,15 +14,9 @@ namespace AtpFast.Tests.Native;
 [Collection(NativeCollection.Name)]
 public sealed class ModelFileTests
 {
-    private static readonly Lazy<string> Program = new(() =>
-    {
-        string dir = NativeBuild.AotLibraryDir;
-        string exe = Path.Combine(dir, "run_ids");
-        NativeBuild.Gcc($"-O2 -Wall -Wextra -Werror -std=c11 -I \"{NativeBuild.IncludeDir}\" " +
-                        $"\"{Path.Combine(NativeBuild.Repo, "tests", "AtpFast.Tests", "Native", "c", "run_ids.c")}\" -o \"{exe}\" " +
-                        $"-L \"{dir}\" -latpfast -Wl,-rpath,$ORIGIN");
-        return exe;
-    }, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<string> Program = new(
+        () => NativeBuild.CompileTestProgram(NativeBuild.TestSource("run_ids.c"), NativeBuild.AotLibraryDir),
+        LazyThreadSafetyMode.ExecutionAndPublication);
 
     public static TheoryData<string, string, int, int, int> Runs => new()
     {
@@ -37,7 +31,7 @@ public sealed class ModelFileTests
     [MemberData(nameof(Runs))]
     public void Rows_from_a_model_file_are_bit_identical_to_the_CSharp_API(string model, string route, int method, int nodeTypes, int verifyTop)
     {
-        string path = model == "ioi" ? Path.Combine(NativeBuild.Repo, "src", "AtpFast", "Models", "ioi-gpt2", "model.onnx") : ModelPaths.Stories260K;
+        string path = model == "ioi" ? NativeBuild.IoiModel : ModelPaths.Stories260K;
         if (!File.Exists(path)) Assert.Skip($"{path} is missing (../shared/models is not beside the repository)");
         var imported = OnnxImporter.Load(path);
         var (clean, noise, answer, wrong) = model == "ioi"
@@ -61,7 +55,7 @@ public sealed class ModelFileTests
         }
 
         string args = $"\"{path}\" {route} {method} {nodeTypes} {verifyTop} {string.Join(',', clean)} {string.Join(',', noise)} {answer} {wrong} {top}";
-        var run = NativeBuild.Run(Program.Value, args, NativeBuild.Work, TimeSpan.FromMinutes(3));
+        var run = TestProcess.Run(Program.Value, args, NativeBuild.Work, TimeSpan.FromMinutes(3));
         Assert.True(run.ExitCode == 0, $"run_ids failed ({run.ExitCode}): {run.Stderr}");
         Assert.Equal(expected.ToString(), run.Stdout);
     }

@@ -1,5 +1,4 @@
-using System.Diagnostics;
-using System.Text;
+using System.Collections.Concurrent;
 using AtpFast.Tests.Integration;
 
 namespace AtpFast.Tests.Native;
@@ -7,7 +6,7 @@ namespace AtpFast.Tests.Native;
 /// <summary>
 /// Builds what the embedding tests run, once per test run: the NativeAOT library (README's publish command, into an
 /// isolated artifacts folder so the repository's own bin/obj are never touched), the hosted build with its C shim,
-/// and C programs compiled with gcc against include/atpfast.h. Also runs processes with a time limit.
+/// and C programs compiled with gcc against include/atpfast.h.
 /// </summary>
 internal static class NativeBuild
 {
@@ -16,6 +15,9 @@ internal static class NativeBuild
     public static string Header => Path.Combine(Repo, "src", "AtpFast.Native", "include", "atpfast.h");
 
     public static string IncludeDir => Path.GetDirectoryName(Header)!;
+
+    /// <summary>The embedded IOI model's ONNX file in the source tree.</summary>
+    public static string IoiModel => Path.Combine(Repo, "src", "AtpFast", "Models", "ioi-gpt2", "model.onnx");
 
     /// <summary>Scratch folder under the repository's ignored artifacts/ (kept between runs: incremental builds).</summary>
     public static string Work { get; } = Directory.CreateDirectory(Path.Combine(Repo, "artifacts", "native-tests")).FullName;
@@ -34,6 +36,13 @@ internal static class NativeBuild
 
     /// <summary>examples/c/atp_demo.c built by its README's gcc line, linked against the AOT library.</summary>
     public static string DemoExecutable => DemoProgram.Value;
+
+    private static readonly ConcurrentDictionary<string, Lazy<TestProcess.Result>> DemoRuns = new();
+
+    /// <summary><see cref="DemoExecutable"/> run with <paramref name="arguments"/>, once per test run for each distinct
+    /// command line (the C and the Python example tests compare against the same runs).</summary>
+    public static TestProcess.Result RunDemo(string arguments) => DemoRuns.GetOrAdd(arguments, args => new Lazy<TestProcess.Result>(
+        () => TestProcess.Run(DemoExecutable, args, Work, TimeSpan.FromMinutes(2)), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
 
     /// <summary>Skips (visibly) when gcc is missing; .ci/run installs it.</summary>
     public static void RequireGcc()
@@ -85,12 +94,23 @@ internal static class NativeBuild
     }
 
     /// <summary>Compiles the C example with its README's gcc line; the executable finds libatpfast.so beside itself.</summary>
-    private static string CompileExample(string libraryDir)
+    private static string CompileExample(string libraryDir) =>
+        CompileTestProgram(Path.Combine(Repo, "examples", "c", "atp_demo.c"), libraryDir, posix: "199309L", libraries: "-lm");
+
+    /// <summary>A C program under tests/AtpFast.Tests/Native/c/.</summary>
+    public static string TestSource(string fileName) => Path.Combine(Repo, "tests", "AtpFast.Tests", "Native", "c", fileName);
+
+    /// <summary>Compiles <paramref name="source"/> with gcc (C11, every warning an error) against include/atpfast.h into
+    /// <paramref name="libraryDir"/>, named after the source, linked against the libatpfast.so there, which the executable
+    /// finds beside itself; its path.</summary>
+    /// <param name="posix">The _POSIX_C_SOURCE level the program needs, if any.</param>
+    /// <param name="optimize">Optimisation and debug flags.</param>
+    /// <param name="libraries">Libraries linked after libatpfast.</param>
+    public static string CompileTestProgram(string source, string libraryDir, string? posix = null, string optimize = "-O2", string libraries = "")
     {
-        RequireGcc();
-        string exe = Path.Combine(libraryDir, "atp_demo");
-        Gcc($"-O2 -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=199309L -I \"{IncludeDir}\" " +
-            $"\"{Path.Combine(Repo, "examples", "c", "atp_demo.c")}\" -o \"{exe}\" -L \"{libraryDir}\" -latpfast -Wl,-rpath,$ORIGIN -lm");
+        string exe = Path.Combine(libraryDir, Path.GetFileNameWithoutExtension(source));
+        Gcc($"{optimize} -Wall -Wextra -Werror -std=c11 {(posix is null ? "" : $"-D_POSIX_C_SOURCE={posix} ")}-I \"{IncludeDir}\" " +
+            $"\"{source}\" -o \"{exe}\" -L \"{libraryDir}\" -latpfast -Wl,-rpath,$ORIGIN {libraries}".TrimEnd());
         return exe;
     }
 
@@ -98,13 +118,13 @@ internal static class NativeBuild
     public static void Gcc(string arguments)
     {
         RequireGcc();
-        var r = Run("gcc", arguments, Repo, TimeSpan.FromMinutes(2));
+        var r = TestProcess.Run("gcc", arguments, Repo, TimeSpan.FromMinutes(2));
         Assert.True(r.ExitCode == 0, $"gcc {arguments}\nfailed ({r.ExitCode}):\n{r.Stdout}\n{r.Stderr}");
     }
 
     private static void Dotnet(string arguments)
     {
-        var r = Run(ResolveDotnet(), arguments, Repo, TimeSpan.FromMinutes(12), env =>
+        var r = TestProcess.Run(ResolveDotnet(), arguments, Repo, TimeSpan.FromMinutes(12), env =>
         {
             // The test host runs under `dotnet test`: its MSBuild variables would point the nested build at the wrong SDK pieces.
             foreach (string key in env.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) ||
@@ -113,7 +133,7 @@ internal static class NativeBuild
             env["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
             env["DOTNET_NOLOGO"] = "1";
         });
-        Assert.True(r.ExitCode == 0, $"dotnet {arguments}\nfailed ({r.ExitCode}):\n{Tail(r.Stdout, 6000)}\n{Tail(r.Stderr, 3000)}");
+        Assert.True(r.ExitCode == 0, $"dotnet {arguments}\nfailed ({r.ExitCode}):\n{TestProcess.Tail(r.Stdout, 6000)}\n{TestProcess.Tail(r.Stderr, 3000)}");
     }
 
     /// <summary>The folder of the dotnet executable running the builds (its shared/ holds the runtime the hosted route uses).</summary>
@@ -127,38 +147,5 @@ internal static class NativeBuild
         if (onPath is not null) return new FileInfo(onPath).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? onPath;
         string host = Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "..", "..", "..", "dotnet");
         return File.Exists(host) ? Path.GetFullPath(host) : "dotnet";
-    }
-
-    public static string Tail(string text, int chars) => text.Length <= chars ? text : "..." + text[^chars..];
-
-    public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr);
-
-    /// <summary>Runs <paramref name="program"/> to completion (killed after <paramref name="timeout"/>).</summary>
-    public static ProcessResult Run(string program, string arguments, string workingDirectory, TimeSpan timeout,
-        Action<IDictionary<string, string?>>? environment = null)
-    {
-        var info = new ProcessStartInfo(program, arguments)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        environment?.Invoke(info.Environment);
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"cannot start {program}");
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            Assert.Fail($"{program} {arguments} did not finish within {timeout}:\n{Tail(stdout.Result, 3000)}\n{Tail(stderr.Result, 3000)}");
-        }
-        process.WaitForExit();
-        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
     }
 }

@@ -15,12 +15,12 @@ public sealed class PythonExampleTests
         if (!File.Exists(Python)) Assert.Skip($"{Python} is not installed (.ci/run installs python3 when run as root)");
         string script = Path.Combine(NativeBuild.Repo, "examples", "python", "atp_demo.py");
         var reference = DemoReference.Run(top);
-        var python = NativeBuild.Run(Python, $"\"{script}\" {top} {digits}", NativeBuild.Work, TimeSpan.FromMinutes(2),
+        var python = TestProcess.Run(Python, $"\"{script}\" {top} {digits}", NativeBuild.Work, TimeSpan.FromMinutes(2),
             env => env["ATPFAST_LIB"] = NativeBuild.AotLibrary);
         Assert.True(python.ExitCode == 0, $"atp_demo.py failed ({python.ExitCode}): {python.Stderr}");
         Assert.Equal(DemoReference.Expected(reference, top, digits), python.Stdout);
 
-        var c = NativeBuild.Run(NativeBuild.DemoExecutable, $"{top} {digits}", NativeBuild.Work, TimeSpan.FromMinutes(2));
+        var c = NativeBuild.RunDemo($"{top} {digits}");
         Assert.Equal(c.Stdout, python.Stdout);
     }
 }

@@ -9,12 +9,8 @@ public sealed class ThreadingTests
     [Fact]
     public void Concurrent_runs_and_a_destroy_during_a_run_follow_the_header_rules()
     {
-        string dir = NativeBuild.AotLibraryDir;
-        string exe = Path.Combine(dir, "threads");
-        NativeBuild.Gcc($"-O2 -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -I \"{NativeBuild.IncludeDir}\" " +
-                        $"\"{Path.Combine(NativeBuild.Repo, "tests", "AtpFast.Tests", "Native", "c", "threads.c")}\" -o \"{exe}\" " +
-                        $"-L \"{dir}\" -latpfast -Wl,-rpath,$ORIGIN -lpthread");
-        var run = NativeBuild.Run(exe, "", NativeBuild.Work, TimeSpan.FromMinutes(3));
+        string exe = NativeBuild.CompileTestProgram(NativeBuild.TestSource("threads.c"), NativeBuild.AotLibraryDir, posix: "200809L", libraries: "-lpthread");
+        var run = TestProcess.Run(exe, "", NativeBuild.Work, TimeSpan.FromMinutes(3));
         Assert.True(run.ExitCode == 0, $"threads failed ({run.ExitCode}):\n{run.Stdout}\n{run.Stderr}");
         Assert.Contains("threads ok", run.Stdout, StringComparison.Ordinal);
         Assert.Matches("doomed run: (ATP_OK|ATP_ERR_BAD_HANDLE)", run.Stdout);

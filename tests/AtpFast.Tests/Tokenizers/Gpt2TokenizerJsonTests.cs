@@ -16,7 +16,7 @@ public sealed class Gpt2TokenizerJsonTests
     public void Tokenizer_json_gives_the_same_ids_as_encoder_files(bool mergesAsArrays)
     {
         string dir = TokenizerTestFiles.Gpt2Directory;
-        using var temp = new TempDirectory();
+        using var temp = new TempFolder("tok");
         string path = temp.File("tokenizer.json", BuildTokenizerJson(dir, mergesAsArrays));
 
         var fromJson = Gpt2BpeTokenizer.FromTokenizerJson(path);

@@ -17,7 +17,7 @@ public sealed class TokenizerBadInputTests
     [Fact]
     public void Directory_without_tokenizer_lists_what_was_looked_for()
     {
-        using var temp = new TempDirectory();
+        using var temp = new TempFolder("tok");
         var error = Assert.Throws<TokenizerException>(() => TokenizerLoader.FromDirectory(temp.Path));
         foreach (string name in new[] { "tokenizer.json", "encoder.json", "vocab.bpe", "vocab.json", "reference.json" })
         {
@@ -28,7 +28,7 @@ public sealed class TokenizerBadInputTests
     [Fact]
     public void Encoder_json_without_vocab_bpe_is_an_error()
     {
-        using var temp = new TempDirectory();
+        using var temp = new TempFolder("tok");
         string path = temp.File("encoder.json", "{\"a\": 0}");
         var error = Assert.Throws<TokenizerException>(() => TokenizerLoader.FromFile(path));
         Assert.Contains("vocab.bpe", error.Message, StringComparison.Ordinal);
@@ -45,7 +45,7 @@ public sealed class TokenizerBadInputTests
     [InlineData("reference.json", "not json")]
     public void Malformed_file_is_rejected(string name, string contents)
     {
-        using var temp = new TempDirectory();
+        using var temp = new TempFolder("tok");
         string path = temp.File(name, contents);
         var error = Assert.Throws<TokenizerException>(() => TokenizerLoader.FromFile(path));
         Assert.Contains(name, error.Message, StringComparison.Ordinal);

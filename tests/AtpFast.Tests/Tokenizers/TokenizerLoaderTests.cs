@@ -25,7 +25,7 @@ public sealed class TokenizerLoaderTests
     [Fact]
     public void Vocab_json_loads_word_level()
     {
-        using var temp = new TempDirectory();
+        using var temp = new TempFolder("tok");
         temp.File("vocab.json", "[\"Mary\", \"John\"]");
         var tokenizer = TokenizerLoader.FromDirectory(temp.Path);
         Assert.IsType<WordLevelTokenizer>(tokenizer);

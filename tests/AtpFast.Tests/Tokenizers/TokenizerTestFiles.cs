@@ -46,18 +46,3 @@ internal static class TokenizerTestFiles
         return Directory.Exists("/work/shared") ? "/work/shared" : null;
     }
 }
-
-/// <summary>A temporary directory removed after the test.</summary>
-internal sealed class TempDirectory : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("atpfast-tok-").FullName;
-
-    public string File(string name, string contents)
-    {
-        string path = System.IO.Path.Combine(Path, name);
-        System.IO.File.WriteAllText(path, contents);
-        return path;
-    }
-
-    public void Dispose() => Directory.Delete(Path, recursive: true);
-}

@@ -38,7 +38,7 @@ public sealed class WordLevelTokenizerTests
     [Fact]
     public void Loads_a_json_array_vocabulary()
     {
-        using var temp = new TempDirectory();
+        using var temp = new TempFolder("tok");
         string path = temp.File("vocab.json", "[\"a\", \"b\", \"c\"]");
         var tokenizer = WordLevelTokenizer.FromFile(path);
         Assert.Equal(3, tokenizer.VocabSize);
