@@ -270,7 +270,7 @@ internal static class ReportHtml
     private static string CostCurve(AttributionResult result, string method)
     {
         var rows = result.Rows;
-        int metricColumns = result.Options.Metric is MetricKind.LogitDiff or MetricKind.NormalizedLogitDiff ? 2 : result.Config.VocabSize;
+        int metricColumns = result.Options.Metric.NeedsOnlyTwoColumns() ? 2 : result.Config.VocabSize;
         var cost = new CostModel(result.Config, result.SeqLen);
         bool exact = result.Options.Method == AttributionMethod.Exact;
         var points = new List<(double, double)>();

@@ -119,7 +119,7 @@ public static class Attribution
     private static CostMeter PaidMeter(AttributionSession session)
     {
         var meter = new CostMeter();
-        if (2 * AttributionSession.RunBytes(session.Config, session.PairCount, session.SeqLen, session.Backend.Precision) <= AttributionSession.MaxCachedBytes)
+        if (session.KeepsRuns)
             session.ForEachChunk(meter, _ => { });
         else
             for (int i = 0; i < session.ChunkCount; i++) meter.FirstUse(i);

@@ -32,6 +32,9 @@ internal sealed class AttributionSession : IDisposable
     private readonly Chunk?[] _cached;
     private readonly bool _cache;
 
+    /// <summary>True when the session keeps its runs (they fit in <see cref="MaxCachedBytes"/>): later passes reuse them.</summary>
+    public bool KeepsRuns => _cache;
+
     public AttributionSession(IBackend backend, IReadOnlyList<PromptPair> pairs, AttributionOptions options)
     {
         ArgumentNullException.ThrowIfNull(backend);
