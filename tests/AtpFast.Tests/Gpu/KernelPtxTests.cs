@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -130,11 +129,8 @@ public sealed partial class KernelPtxTests(ITestOutputHelper output)
 
     private static (int Exit, string Output) Run(string file, string arguments)
     {
-        using var p = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout + stderr.Result);
+        var result = TestProcess.Run(file, arguments, null, TimeSpan.FromMinutes(5));
+        return (result.ExitCode, result.Stdout + result.Stderr);
     }
 
     private readonly record struct Usage(int Registers, int SpillStores, int SpillLoads, int SharedBytes, int StackBytes);
